@@ -1,0 +1,43 @@
+/* child_txn--1.0.sql: install script.  Objects go to schema child_txn. */
+
+\echo Use "CREATE EXTENSION child_txn" to load this file. \quit
+
+CREATE FUNCTION run(sql text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'child_txn_run'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION run(text) IS
+  'Run SQL as an autonomous transaction in a child worker; it commits on its own. Returns rows processed by the last statement.';
+
+CREATE FUNCTION _children(
+    OUT handle integer, OUT parent_handle integer, OUT parent_pid integer,
+    OUT worker_pid integer, OUT database oid, OUT usesysid oid,
+    OUT depth integer, OUT state text, OUT started timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'child_txn_children'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+
+CREATE VIEW children AS
+  SELECT c.handle, c.parent_handle, c.parent_pid, c.worker_pid, c.depth,
+         c.state, d.datname AS database, r.rolname AS usename, c.started,
+         a.query AS current_statement, a.wait_event_type, a.wait_event
+    FROM child_txn._children() c
+    LEFT JOIN pg_catalog.pg_database d ON d.oid = c.database
+    LEFT JOIN pg_catalog.pg_roles r ON r.oid = c.usesysid
+    LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = c.worker_pid;
+COMMENT ON VIEW children IS 'Every open child transaction in the cluster.';
+
+-- Self test of the C++/PostgreSQL error boundary, for the regression suite.
+CREATE FUNCTION _boundary_selftest(kind text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'child_txn_boundary_selftest'
+LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION _boundary_destructors()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'child_txn_boundary_destructors'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION _boundary_selftest(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _boundary_destructors() FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA child_txn TO PUBLIC;
+GRANT SELECT ON children TO PUBLIC;

@@ -1,0 +1,133 @@
+/*
+ * protocol.hpp
+ *		What a parent and its child worker share: the DSM layout, the request
+ *		codes, the response messages and the execution lock.
+ *
+ * The central rule (DESIGN.md 3.3): whenever a parent waits for its child,
+ * it waits in the lock manager on a lock the child holds, so that the
+ * deadlock detector sees the edge parent -> child.  That lock is the child's
+ * *execution lock*, a lock tag unique to the child:
+ *
+ *	 child:  holds ExecLock in ExclusiveLock (session lock) whenever it is
+ *			 ready for or working on a request.
+ *	 parent: sends a request, then waits for ShareLock on ExecLock; the wait
+ *			 ends when the child has finished the request and spooled every
+ *			 output message; the parent drops the lock at once and reads the
+ *			 spooled output from the response queue.
+ *	 child:  after releasing ExecLock it streams the spool to the parent
+ *			 (the parent is reading now, so the child may block on a full
+ *			 queue), re-acquires ExecLock, and only then sends 'Z' (ready):
+ *			 so the parent's next wait always finds the lock held.
+ *
+ * A child therefore never blocks on a queue or a latch while holding the
+ * lock its parent waits on; if it dies, the lock goes with it and the
+ * parent's wait ends with the detached queue.  Aborting the child's
+ * transaction also releases ExecLock (session locks of the default lock
+ * method go at abort); that is harmless because the error has already been
+ * spooled when it happens, and the child takes the lock back before 'Z'.
+ *
+ * Requests (parent -> child queue): one byte of RequestCode, then the SQL
+ * text with its terminating NUL (empty for Commit and Rollback).
+ *
+ * Responses (child -> parent queue): PostgreSQL v3 protocol messages, as a
+ * message type byte followed by the message body: 'N' notice, 'E' error,
+ * 'T' row description, 'D' data row, 'C' command complete; then kMsgReady
+ * ('Z') whose body is ReadyBody.
+ */
+#pragma once
+
+#include "pg/postgres_headers.hpp"
+
+#include "child/registry.hpp"
+
+namespace child_txn
+{
+
+/* shm_toc magic and keys of a child's DSM segment. */
+constexpr uint64 kTocMagic = UINT64CONST(0x6368696c64747831); /* "childtx1" */
+constexpr uint64 kKeyHeader = 1;
+constexpr uint64 kKeyGucState = 2;
+constexpr uint64 kKeyRequestQueue = 3;
+constexpr uint64 kKeyResponseQueue = 4;
+
+constexpr Size kRequestQueueSize = 16 * 1024;
+constexpr Size kResponseQueueSize = 64 * 1024;
+
+/* What the parent asks of its child. */
+enum class RequestCode : char
+{
+	Exec = 'X',			/* run statements, discard rows, report the count */
+	Query = 'Q',		/* run statements, return rows */
+	OneShot = 'O',		/* Exec, then commit if it succeeded */
+	Commit = 'C',
+	Rollback = 'R',
+};
+
+constexpr char kMsgReady = 'Z';
+
+/* Transaction status carried by 'Z', as in the v3 protocol. */
+constexpr char kTxnIdle = 'I';		/* no transaction: committed/rolled back */
+constexpr char kTxnOpen = 'T';		/* transaction open */
+constexpr char kTxnFailed = 'E';	/* transaction failed, awaiting rollback */
+
+/* Body of a 'Z' message. */
+struct ReadyBody
+{
+	char		txn_status;
+	bool		committed;		/* for OneShot/Commit: the commit happened */
+	int64		nprocessed;		/* rows processed by the last statement */
+};
+
+/*
+ * Fixed header of a child's DSM segment.  The parent fills the identity part
+ * before launching the worker; the mutex guards the hand-over fields below
+ * it.
+ */
+struct ChildHeader
+{
+	/* identity and environment, written by the parent before launch */
+	uint32		child_id;
+	uint32		parent_child_id;
+	int32		depth;
+	int32		parent_pid;
+	Oid			database_id;
+	Oid			authenticated_user_id;
+	Oid			outer_user_id;		/* GetCurrentRoleId(): SET ROLE, or 0 */
+	bool		outer_is_superuser;
+	Oid			current_user_id;
+	int			sec_context;
+	int			isolation_level;	/* XACT_READ_COMMITTED etc. */
+	int			deadlock_timeout_ms;
+	char		application_name[NAMEDATALEN];
+	ChildSlot  *slot;			/* registry slot; owned by the parent */
+
+	/* hand-over state */
+	slock_t		mutex;
+	int32		worker_pid;		/* set by the worker at start */
+	bool		request_inflight;	/* parent sent a request, no 'Z' yet */
+	bool		abandoned;		/* parent gave up: never commit */
+	bool		commit_started; /* child passed the point of no return */
+	bool		committed;		/* child's commit completed */
+};
+
+/* Class id of execution locks in pg_locks ("CT"). */
+constexpr uint32 kExecLockClass = 0x4354;
+
+/*
+ * The execution lock of a child.  It shows in pg_locks as locktype
+ * 'userlock' with database = the child's database, classid = 17236 and
+ * objid = the child's handle.  It belongs to the default lock method, so
+ * nothing a user can run (pg_advisory_unlock_all, DISCARD) releases it.
+ */
+inline void
+set_exec_locktag(LOCKTAG *tag, Oid database_id, uint32 child_id)
+{
+	tag->locktag_field1 = database_id;
+	tag->locktag_field2 = kExecLockClass;
+	tag->locktag_field3 = child_id;
+	tag->locktag_field4 = 0;
+	tag->locktag_type = LOCKTAG_USERLOCK;
+	tag->locktag_lockmethodid = DEFAULT_LOCKMETHOD;
+}
+
+} // namespace child_txn

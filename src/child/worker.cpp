@@ -1,0 +1,617 @@
+/*
+ * worker.cpp
+ *		The child worker: a background worker that runs one child transaction
+ *		for its parent.
+ *
+ * Start-up adopts the parent's identity and settings; then the worker opens
+ * a transaction block and serves requests until the parent commits, rolls
+ * back or goes away.  The error handling follows PostgresMain: an ERROR
+ * longjmps back to the loop, is spooled for the parent, and aborts the
+ * child's transaction block (which stays open, failed, as in a client
+ * session) or, for a one-shot request, ends it.
+ *
+ * All output goes through the spool (spool.hpp) and reaches the parent only
+ * after the execution lock is released: see protocol.hpp for the protocol.
+ *
+ * This file talks to PostgreSQL only, in C style: no object with a
+ * destructor lives in a frame an ERROR can cross.
+ */
+#include "child/child.hpp"
+#include "child/spool.hpp"
+
+
+namespace child_txn
+{
+
+uint32		self_child_id = 0;
+int32		self_depth = 0;
+
+namespace
+{
+
+/* Where the worker is in serving a request. */
+enum class Phase
+{
+	Idle,				/* waiting for a request */
+	Executing,			/* running one, holding the execution lock */
+	Finishing			/* releasing the lock and sending the output */
+};
+
+ChildHeader *hdr = nullptr;
+shm_mq_handle *request_mqh = nullptr;
+shm_mq_handle *response_mqh = nullptr;
+LOCKTAG		exec_tag;
+MemoryContext request_cxt = nullptr;
+volatile Phase phase = Phase::Idle;
+RequestCode current_request = RequestCode::Exec;
+bool		txn_open = false;	/* the child's transaction block is open */
+ReadyBody	ready;
+
+/* ---- output redirection: every protocol message goes to the spool ---- */
+
+void
+spool_comm_reset()
+{
+}
+
+int
+spool_flush()
+{
+	return 0;
+}
+
+int
+spool_flush_if_writable()
+{
+	return 0;
+}
+
+bool
+spool_is_send_pending()
+{
+	return false;
+}
+
+int
+spool_putmessage(char msgtype, const char *s, size_t len)
+{
+	worker_spool.append(msgtype, s, len);
+	return 0;
+}
+
+void
+spool_putmessage_noblock(char msgtype, const char *s, size_t len)
+{
+	worker_spool.append(msgtype, s, len);
+}
+
+const PQcommMethods spool_comm_methods = {
+	spool_comm_reset, spool_flush, spool_flush_if_writable,
+	spool_is_send_pending, spool_putmessage, spool_putmessage_noblock};
+
+/*
+ * At exit, hand what is spooled (typically the FATAL that ends us) to the
+ * parent without waiting.  Registered before InitPostgres, so it runs after
+ * ShutdownPostgres has rolled back our transaction and released our locks.
+ */
+void
+worker_exit_callback(int code, Datum arg)
+{
+	if (response_mqh != nullptr && !worker_spool.empty())
+		(void) worker_spool.drain(response_mqh, true);
+}
+
+/* The parent went away: roll back (at exit) and leave. */
+[[noreturn]] void
+parent_gone()
+{
+	elog(DEBUG1, "child_txn: parent of child %u is gone, rolling back",
+		 self_child_id);
+	proc_exit(0);
+}
+
+/* Report our state in pg_stat_activity. */
+void
+report_idle_state()
+{
+	BackendState state = STATE_IDLE;
+
+	if (txn_open)
+		state = IsAbortedTransactionBlockState() ?
+			STATE_IDLEINTRANSACTION_ABORTED : STATE_IDLEINTRANSACTION;
+	pgstat_report_activity(state, nullptr);
+	set_ps_display(txn_open ? "idle in transaction" : "idle");
+}
+
+/*
+ * Finish a request: release the execution lock (waking the parent), stream
+ * the spool, take the lock back, and send 'Z'.  Cancel interrupts are held:
+ * a cancel meant for the finished request must not hit this.
+ */
+void
+finish_request()
+{
+	phase = Phase::Finishing;
+	if (LockHeldByMe(&exec_tag, ExclusiveLock))
+		LockRelease(&exec_tag, ExclusiveLock, true);
+	if (worker_spool.drain(response_mqh, false) != SHM_MQ_SUCCESS)
+		parent_gone();
+	(void) LockAcquire(&exec_tag, ExclusiveLock, true, false);
+
+	ready.txn_status = !txn_open ? kTxnIdle :
+		IsAbortedTransactionBlockState() ? kTxnFailed : kTxnOpen;
+
+	shm_mq_iovec iov[2];
+	char		type = kMsgReady;
+
+	iov[0].data = &type;
+	iov[0].len = 1;
+	iov[1].data = reinterpret_cast<const char *>(&ready);
+	iov[1].len = sizeof(ready);
+	if (shm_mq_sendv(response_mqh, iov, 2, false, true) != SHM_MQ_SUCCESS)
+		parent_gone();
+	phase = Phase::Idle;
+	report_idle_state();
+}
+
+/* Open the child's transaction block at the requested isolation level. */
+void
+begin_block()
+{
+	const char *level = "read committed";
+
+	StartTransactionCommand();
+	BeginTransactionBlock();
+	CommitTransactionCommand();
+
+	if (hdr->isolation_level == XACT_REPEATABLE_READ)
+		level = "repeatable read";
+	else if (hdr->isolation_level == XACT_SERIALIZABLE)
+		level = "serializable";
+	StartTransactionCommand();
+	(void) set_config_option("transaction_isolation", level, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	CommitTransactionCommand();
+	txn_open = true;
+}
+
+/* Roll back the child's transaction block, failed or not. */
+void
+end_block_rollback()
+{
+	StartTransactionCommand();
+	UserAbortTransactionBlock(false);
+	CommitTransactionCommand();
+	txn_open = false;
+}
+
+/*
+ * Commit the child, unless its parent has given up on it.  The check and the
+ * point of no return are one atomic step with the parent's "abandoned" flag.
+ */
+void
+commit_block()
+{
+	bool		abandoned;
+
+	if (!txn_open)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("child transaction %u has already ended", self_child_id)));
+	if (IsAbortedTransactionBlockState())
+	{
+		end_block_rollback();
+		ereport(ERROR,
+				(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
+				 errmsg("child transaction %u was rolled back", self_child_id),
+				 errdetail("An earlier statement in it failed.")));
+	}
+
+	SpinLockAcquire(&hdr->mutex);
+	abandoned = hdr->abandoned;
+	if (!abandoned)
+		hdr->commit_started = true;
+	SpinLockRelease(&hdr->mutex);
+	if (abandoned)
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("child transaction %u was abandoned by its parent",
+						self_child_id)));
+
+	StartTransactionCommand();
+	if (!EndTransactionBlock(false))
+		elog(ERROR, "child_txn: transaction block of child %u was not committable",
+			 self_child_id);
+	CommitTransactionCommand();
+	txn_open = false;
+	ready.committed = true;
+
+	SpinLockAcquire(&hdr->mutex);
+	hdr->committed = true;
+	SpinLockRelease(&hdr->mutex);
+}
+
+/*
+ * Reject, before anything runs, statements that cannot work in a child:
+ * ending the transaction from inside (the parent does that with
+ * child_txn.commit/rollback), and COPY to or from the client, which a child
+ * does not have.  Savepoints are fine: they stay inside the child.
+ */
+void
+check_statements(List *parsetrees)
+{
+	ListCell   *lc;
+
+	foreach(lc, parsetrees)
+	{
+		Node	   *stmt = lfirst_node(RawStmt, lc)->stmt;
+
+		if (IsA(stmt, TransactionStmt))
+		{
+			TransactionStmtKind kind = ((TransactionStmt *) stmt)->kind;
+
+			if (kind != TRANS_STMT_SAVEPOINT && kind != TRANS_STMT_RELEASE &&
+				kind != TRANS_STMT_ROLLBACK_TO)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+						 errmsg("%s cannot run inside a child transaction",
+								GetCommandTagName(CreateCommandTag(stmt))),
+						 errhint("A child ends when its parent calls "
+								 "child_txn.commit() or child_txn.rollback(); "
+								 "child_txn.run() commits by itself.  "
+								 "SAVEPOINT, RELEASE and ROLLBACK TO work "
+								 "inside a child.")));
+		}
+		else if (IsA(stmt, CopyStmt) && ((CopyStmt *) stmt)->filename == nullptr)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("COPY to or from the client cannot run inside a "
+							"child transaction"),
+					 errhint("Use COPY with a file or a program on the server, "
+							 "or INSERT ... SELECT.")));
+	}
+}
+
+/*
+ * Run a query string inside the open transaction block, as a client's
+ * simple query would: statement by statement, each with its own snapshot and
+ * command id, rows to the spool if want_rows, command tags always.
+ */
+void
+execute_statements(const char *sql, bool want_rows)
+{
+	List	   *parsetrees;
+	ListCell   *lc;
+
+	if (!txn_open)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("child transaction %u has already ended", self_child_id)));
+
+	StartTransactionCommand();
+	MemoryContextSwitchTo(request_cxt);
+	if (IsAbortedTransactionBlockState())
+		ereport(ERROR,
+				(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
+				 errmsg("current transaction is aborted, commands ignored "
+						"until end of transaction block"),
+				 errhint("Roll the child back with child_txn.rollback().")));
+
+	parsetrees = pg_parse_query(sql);
+	check_statements(parsetrees);
+
+	foreach(lc, parsetrees)
+	{
+		RawStmt    *parsetree = lfirst_node(RawStmt, lc);
+		CommandTag	tag = CreateCommandTag(parsetree->stmt);
+		bool		snapshot_set = false;
+		List	   *querytrees;
+		List	   *plantrees;
+		Portal		portal;
+		DestReceiver *receiver;
+		QueryCompletion qc;
+		int16		format = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		set_ps_display(GetCommandTagName(tag));
+
+		if (analyze_requires_snapshot(parsetree))
+		{
+			PushActiveSnapshot(GetTransactionSnapshot());
+			snapshot_set = true;
+		}
+		querytrees = pg_analyze_and_rewrite_fixedparams(parsetree, sql,
+														nullptr, 0, nullptr);
+		plantrees = pg_plan_queries(querytrees, sql, CURSOR_OPT_PARALLEL_OK,
+									nullptr);
+		if (snapshot_set)
+			PopActiveSnapshot();
+
+		portal = CreatePortal("", true, true);
+		portal->visible = false;
+		PortalDefineQuery(portal, nullptr, sql, tag, plantrees, nullptr);
+		PortalStart(portal, nullptr, 0, InvalidSnapshot);
+		PortalSetResultFormat(portal, 1, &format);
+		receiver = CreateDestReceiver(want_rows ? DestRemote : DestNone);
+		if (want_rows)
+			SetRemoteDestReceiverParams(receiver, portal);
+
+		(void) PortalRun(portal, FETCH_ALL, true, true, receiver, receiver,
+						 &qc);
+		receiver->rDestroy(receiver);
+		PortalDrop(portal, false);
+
+		if (IsA(parsetree->stmt, TransactionStmt))
+		{
+			/* savepoint commands take effect at the end of the command */
+			CommitTransactionCommand();
+			StartTransactionCommand();
+			MemoryContextSwitchTo(request_cxt);
+		}
+		else
+			CommandCounterIncrement();
+
+		EndCommand(&qc, DestRemote, false);
+		ready.nprocessed = static_cast<int64>(qc.nprocessed);
+	}
+	CommitTransactionCommand();
+}
+
+/* Serve one request; errors longjmp to the loop in child_txn_worker_main. */
+void
+handle_request(RequestCode code, const char *sql)
+{
+	current_request = code;
+	memset(&ready, 0, sizeof(ready));
+	debug_query_string = sql;
+	pgstat_report_activity(STATE_RUNNING, sql);
+
+	/* A cancel is for this request from here on, and only until it ends. */
+	RESUME_CANCEL_INTERRUPTS();
+	if (StatementTimeout > 0 && code != RequestCode::Commit &&
+		code != RequestCode::Rollback)
+		enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+
+	switch (code)
+	{
+		case RequestCode::Exec:
+		case RequestCode::Query:
+		case RequestCode::OneShot:
+			execute_statements(sql, code == RequestCode::Query);
+			break;
+		case RequestCode::Commit:
+		case RequestCode::Rollback:
+			break;
+	}
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	HOLD_CANCEL_INTERRUPTS();
+
+	if (code == RequestCode::OneShot || code == RequestCode::Commit)
+		commit_block();
+	else if (code == RequestCode::Rollback)
+	{
+		if (txn_open)
+			end_block_rollback();
+	}
+	debug_query_string = nullptr;
+}
+
+/*
+ * Wait for the parent's next request; cancel interrupts stay held while
+ * idle, and a cancel that arrives now (meant for a request that already
+ * ended) is dropped.  Returns the request bytes, or leaves if the parent is
+ * gone.
+ */
+void
+wait_for_request(Size *nbytes, void **data)
+{
+	for (;;)
+	{
+		shm_mq_result res = shm_mq_receive(request_mqh, nbytes, data, true);
+
+		if (res == SHM_MQ_SUCCESS)
+			return;
+		if (res == SHM_MQ_DETACHED)
+			parent_gone();
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		QueryCancelPending = false;
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+	}
+}
+
+/* Adopt the parent's identity, settings and role; open the transaction. */
+void
+adopt_parent_environment(shm_toc *toc)
+{
+	char	   *gucstate = static_cast<char *>(
+		shm_toc_lookup(toc, kKeyGucState, false));
+	char		timeout[32];
+	char		appname[NAMEDATALEN + 32];
+
+	BackgroundWorkerInitializeConnectionByOid(hdr->database_id,
+											  hdr->authenticated_user_id, 0);
+
+	/* We talk to the parent, in the database encoding, never to a client. */
+	SetClientEncoding(GetDatabaseEncoding());
+
+	StartTransactionCommand();
+	RestoreGUCState(gucstate);
+
+	snprintf(timeout, sizeof(timeout), "%d", hdr->deadlock_timeout_ms);
+	(void) set_config_option("deadlock_timeout", timeout, PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+	if (hdr->application_name[0] != '\0')
+		snprintf(appname, sizeof(appname), "%s child_txn %u",
+				 hdr->application_name, hdr->child_id);
+	else
+		snprintf(appname, sizeof(appname), "child_txn %u", hdr->child_id);
+	(void) set_config_option("application_name", appname, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+	CommitTransactionCommand();
+
+	/* RestoreGUCState may have re-applied the parent's client_encoding. */
+	SetClientEncoding(GetDatabaseEncoding());
+
+	/*
+	 * Restoring session_authorization resets the role; put back the
+	 * parent's SET ROLE, then its current user and security context (a
+	 * SECURITY DEFINER caller's owner, with the restrictions that go with
+	 * it).  RestoreGUCState checked session_authorization and role against
+	 * our authenticated user exactly as the parent's SETs were checked, so
+	 * nothing here exceeds what the parent could do itself.
+	 */
+	SetCurrentRoleId(hdr->outer_user_id, hdr->outer_is_superuser);
+	SetUserIdAndSecContext(hdr->current_user_id, hdr->sec_context);
+
+	begin_block();
+}
+
+} // namespace
+} // namespace child_txn
+
+using namespace child_txn;
+
+/*
+ * child_txn_worker_main
+ *		Entry point of a child worker; main_arg is the DSM handle.
+ */
+extern "C" void
+child_txn_worker_main(Datum main_arg)
+{
+	dsm_segment *seg;
+	shm_toc    *toc;
+	sigjmp_buf	local_sigjmp_buf;
+
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+
+	CurrentMemoryContext = AllocSetContextCreate(TopMemoryContext,
+												 "child_txn worker",
+												 ALLOCSET_DEFAULT_SIZES);
+	request_cxt = AllocSetContextCreate(TopMemoryContext,
+										"child_txn request",
+										ALLOCSET_DEFAULT_SIZES);
+	worker_spool.init();
+
+	seg = dsm_attach(DatumGetUInt32(main_arg));
+	if (seg == nullptr)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("child_txn worker could not map its shared memory segment"),
+				 errdetail("The parent session probably ended before the "
+						   "worker started.")));
+	toc = shm_toc_attach(kTocMagic, dsm_segment_address(seg));
+	if (toc == nullptr)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("child_txn worker found an invalid shared memory segment")));
+	hdr = static_cast<ChildHeader *>(shm_toc_lookup(toc, kKeyHeader, false));
+	self_child_id = hdr->child_id;
+	self_depth = hdr->depth;
+
+	shm_mq	   *resp = static_cast<shm_mq *>(
+		shm_toc_lookup(toc, kKeyResponseQueue, false));
+	shm_mq	   *req = static_cast<shm_mq *>(
+		shm_toc_lookup(toc, kKeyRequestQueue, false));
+
+	shm_mq_set_sender(resp, MyProc);
+	response_mqh = shm_mq_attach(resp, seg, nullptr);
+	shm_mq_set_receiver(req, MyProc);
+	request_mqh = shm_mq_attach(req, seg, nullptr);
+
+	/* From here on, errors and notices are spooled for the parent. */
+	PqCommMethods = &spool_comm_methods;
+	whereToSendOutput = DestRemote;
+	FrontendProtocol = PG_PROTOCOL_LATEST;
+	before_shmem_exit(worker_exit_callback, (Datum) 0);
+
+	SpinLockAcquire(&hdr->mutex);
+	hdr->worker_pid = MyProcPid;
+	SpinLockRelease(&hdr->mutex);
+
+	set_exec_locktag(&exec_tag, hdr->database_id, hdr->child_id);
+	adopt_parent_environment(toc);
+	(void) LockAcquire(&exec_tag, ExclusiveLock, true, false);
+
+	/*
+	 * Error recovery, after PostgresMain: spool the error for the parent,
+	 * abort, and finish the request so the parent gets its answer.
+	 */
+	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
+	{
+		error_context_stack = nullptr;
+		HOLD_INTERRUPTS();
+		disable_all_timeouts(false);
+		QueryCancelPending = false;
+
+		/* An error while sending our answer: the parent cannot be told. */
+		if (phase == Phase::Finishing)
+		{
+			EmitErrorReport();
+			proc_exit(1);
+		}
+
+		EmitErrorReport();
+		debug_query_string = nullptr;
+		AbortCurrentTransaction();
+		/* A failed one-shot or commit ends the child; others leave it failed. */
+		if (txn_open && (current_request == RequestCode::OneShot ||
+						 current_request == RequestCode::Commit ||
+						 current_request == RequestCode::Rollback))
+			end_block_rollback();
+		MemoryContextSwitchTo(TopMemoryContext);
+		FlushErrorState();
+		MemoryContextReset(request_cxt);
+		QueryCancelHoldoffCount = 1;	/* held outside requests */
+		RESUME_INTERRUPTS();
+
+		if (phase == Phase::Executing)
+			finish_request();
+	}
+	PG_exception_stack = &local_sigjmp_buf;
+
+	/* Cancel interrupts are held except while a request executes. */
+	QueryCancelHoldoffCount = 1;
+	finish_request();			/* first 'Z': ready for requests */
+
+	for (;;)
+	{
+		Size		nbytes;
+		void	   *data;
+		char	   *sql;
+		RequestCode code;
+		bool		abandoned;
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(request_cxt);
+		wait_for_request(&nbytes, &data);
+		if (nbytes < 2)
+			ereport(FATAL,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("child_txn worker received a malformed request")));
+		code = static_cast<RequestCode>(static_cast<char *>(data)[0]);
+		sql = static_cast<char *>(MemoryContextAlloc(request_cxt, nbytes));
+		memcpy(sql, static_cast<char *>(data) + 1, nbytes - 1);
+		sql[nbytes - 2] = '\0';
+
+		phase = Phase::Executing;
+		QueryCancelPending = false;
+		SpinLockAcquire(&hdr->mutex);
+		abandoned = hdr->abandoned;
+		SpinLockRelease(&hdr->mutex);
+		if (abandoned)
+			parent_gone();
+
+		handle_request(code, sql);
+		finish_request();
+	}
+}

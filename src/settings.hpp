@@ -1,0 +1,28 @@
+/*
+ * settings.hpp
+ *		The child_txn.* configuration parameters.
+ *
+ * Every parameter is documented in README.md ("Settings"), with its default
+ * and who may change it.
+ */
+#pragma once
+
+namespace child_txn
+{
+namespace settings
+{
+
+/* child_txn.max_children: open children cluster-wide (restart). */
+extern int	max_children;
+
+/* child_txn.child_deadlock_timeout: deadlock_timeout inside children (ms). */
+extern int	child_deadlock_timeout;
+
+/* child_txn.max_depth: how deeply children may nest. */
+extern int	max_depth;
+
+/* Define the parameters; called once from _PG_init. */
+void		define();
+
+} // namespace settings
+} // namespace child_txn
