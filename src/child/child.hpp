@@ -25,7 +25,7 @@ struct ChildConn
 	shm_mq_handle *request_mqh;
 	shm_mq_handle *response_mqh;
 	BackgroundWorkerHandle *worker;
-	LOCKTAG		exec_tag;
+	uint32		next_request;	/* number of the next request (from 0) */
 };
 
 /* What a request came back with. */

@@ -51,10 +51,17 @@ parent_on_detach(dsm_segment *seg, Datum arg)
 
 /* Raise a child's error here, keeping its SQLSTATE, detail, hint, context. */
 [[noreturn]] void
-rethrow_child_error(ErrorData *edata, uint32 child_id)
+rethrow_child_error(ErrorData *edata, uint32 child_id, const char *sql)
 {
 	/* A child's FATAL ended the child, not us. */
 	edata->elevel = ERROR;
+	/* A position in the child's SQL is not a position in our query. */
+	if (edata->cursorpos > 0 && sql != nullptr)
+	{
+		edata->internalpos = edata->cursorpos;
+		edata->internalquery = pstrdup(sql);
+		edata->cursorpos = 0;
+	}
 	if (edata->context != nullptr)
 		edata->context = psprintf("%s\nchild transaction %u", edata->context,
 								  child_id);
@@ -80,10 +87,10 @@ report_worker_gone(uint32 child_id)
 /*
  * Read the child's answer up to 'Z'.  Notices are re-emitted at once; the
  * first error is raised after 'Z' (or the detach), so the queue stays in
- * step.
+ * step.  sql is the request's text, for error positions.
  */
 RequestResult
-read_response(ChildConn *conn)
+read_response(ChildConn *conn, const char *sql)
 {
 	RequestResult result = {0, false, kTxnIdle};
 	ErrorData  *error = nullptr;
@@ -111,7 +118,7 @@ read_response(ChildConn *conn)
 				return result;
 			}
 			if (error != nullptr)
-				rethrow_child_error(error, conn->child_id);
+				rethrow_child_error(error, conn->child_id, sql);
 			report_worker_gone(conn->child_id);
 		}
 		if (nbytes < 1)
@@ -157,7 +164,7 @@ read_response(ChildConn *conn)
 					SpinLockAcquire(&conn->hdr->mutex);
 					conn->hdr->request_inflight = false;
 					SpinLockRelease(&conn->hdr->mutex);
-					rethrow_child_error(error, conn->child_id);
+					rethrow_child_error(error, conn->child_id, sql);
 				}
 				return result;
 			default:
@@ -175,21 +182,23 @@ read_response(ChildConn *conn)
  * does not (statement_timeout and cancel still apply).
  */
 void
-wait_for_child(ChildConn *conn)
+wait_for_child(ChildConn *conn, uint32 request)
 {
 	int			saved_lock_timeout = LockTimeout;
+	LOCKTAG		tag;
 
+	set_exec_locktag(&tag, MyDatabaseId, conn->child_id, request);
 	LockTimeout = 0;
 	PG_TRY();
 	{
-		(void) LockAcquire(&conn->exec_tag, ShareLock, false, false);
+		(void) LockAcquire(&tag, ShareLock, false, false);
 	}
 	PG_FINALLY();
 	{
 		LockTimeout = saved_lock_timeout;
 	}
 	PG_END_TRY();
-	LockRelease(&conn->exec_tag, ShareLock, false);
+	LockRelease(&tag, ShareLock, false);
 }
 
 /* Sign of an unusable worker-start failure, with the usual hint. */
@@ -303,7 +312,6 @@ child_launch(int isolation_level)
 	conn->hdr = hdr;
 	conn->request_mqh = shm_mq_attach(request_mq, seg, nullptr);
 	conn->response_mqh = shm_mq_attach(response_mq, seg, nullptr);
-	set_exec_locktag(&conn->exec_tag, MyDatabaseId, conn->child_id);
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
@@ -324,7 +332,7 @@ child_launch(int isolation_level)
 	shm_mq_set_handle(conn->response_mqh, conn->worker);
 
 	/* Wait for the first 'Z': the worker is connected and holds its lock. */
-	(void) read_response(conn);
+	(void) read_response(conn, nullptr);
 	registry_set_worker(hdr->slot, hdr->worker_pid);
 	registry_set_state(hdr->slot, ChildState::Idle);
 	return conn;
@@ -353,8 +361,8 @@ child_request(ChildConn *conn, RequestCode code, const char *sql)
 	if (shm_mq_sendv(conn->request_mqh, iov, 2, false, true) != SHM_MQ_SUCCESS)
 		report_worker_gone(conn->child_id);
 
-	wait_for_child(conn);
-	result = read_response(conn);
+	wait_for_child(conn, conn->next_request++);
+	result = read_response(conn, sql);
 
 	SpinLockAcquire(&conn->hdr->mutex);
 	conn->hdr->request_inflight = false;

@@ -5,26 +5,27 @@
  *
  * The central rule (DESIGN.md 3.3): whenever a parent waits for its child,
  * it waits in the lock manager on a lock the child holds, so that the
- * deadlock detector sees the edge parent -> child.  That lock is the child's
- * *execution lock*, a lock tag unique to the child:
+ * deadlock detector sees the edge parent -> child.  Each child has two
+ * *execution locks*, lock tags unique to it, used alternately: request
+ * number n (counting from 0 on both sides) is covered by ExecLock[n % 2].
  *
- *	 child:  holds ExecLock in ExclusiveLock (session lock) whenever it is
- *			 ready for or working on a request.
- *	 parent: sends a request, then waits for ShareLock on ExecLock; the wait
- *			 ends when the child has finished the request and spooled every
- *			 output message; the parent drops the lock at once and reads the
- *			 spooled output from the response queue.
- *	 child:  after releasing ExecLock it streams the spool to the parent
- *			 (the parent is reading now, so the child may block on a full
- *			 queue), re-acquires ExecLock, and only then sends 'Z' (ready):
- *			 so the parent's next wait always finds the lock held.
+ *	 child:  holds ExecLock[n % 2] in ExclusiveLock (a session lock) from
+ *			 before it announces it is ready for request n until that request
+ *			 is finished and its output is spooled.  To finish, it first takes
+ *			 ExecLock[(n + 1) % 2] (free: the parent dropped it before sending
+ *			 request n), then releases ExecLock[n % 2], streams the spool to
+ *			 the parent and sends 'Z'.
+ *	 parent: sends request n, then waits for ShareLock on ExecLock[n % 2];
+ *			 once granted it drops the lock at once and reads the response.
  *
- * A child therefore never blocks on a queue or a latch while holding the
- * lock its parent waits on; if it dies, the lock goes with it and the
- * parent's wait ends with the detached queue.  Aborting the child's
- * transaction also releases ExecLock (session locks of the default lock
- * method go at abort); that is harmless because the error has already been
- * spooled when it happens, and the child takes the lock back before 'Z'.
+ * So the lock a parent waits on is always held by the child until the
+ * request is done, whether the parent starts waiting before or after the
+ * child finishes; and the child never blocks on the queue or a latch while
+ * holding the lock its parent waits on.  If the child dies, its locks go
+ * with it and the parent's wait ends with the detached queue.  Aborting the
+ * child's transaction releases its execution locks too (session locks of
+ * the default lock method go at abort); that is harmless because the error
+ * is spooled by then, and the child takes the next lock before 'Z'.
  *
  * Requests (parent -> child queue): one byte of RequestCode, then the SQL
  * text with its terminating NUL (empty for Commit and Rollback).
@@ -114,18 +115,20 @@ struct ChildHeader
 constexpr uint32 kExecLockClass = 0x4354;
 
 /*
- * The execution lock of a child.  It shows in pg_locks as locktype
- * 'userlock' with database = the child's database, classid = 17236 and
- * objid = the child's handle.  It belongs to the default lock method, so
- * nothing a user can run (pg_advisory_unlock_all, DISCARD) releases it.
+ * Execution lock number parity (0 or 1) of a child.  It shows in pg_locks as
+ * locktype 'userlock' with database = the child's database, classid =
+ * 17236, objid = the child's handle and objsubid = parity.  It belongs to
+ * the default lock method, so nothing a user can run
+ * (pg_advisory_unlock_all, DISCARD) releases it.
  */
 inline void
-set_exec_locktag(LOCKTAG *tag, Oid database_id, uint32 child_id)
+set_exec_locktag(LOCKTAG *tag, Oid database_id, uint32 child_id,
+				 uint32 parity)
 {
 	tag->locktag_field1 = database_id;
 	tag->locktag_field2 = kExecLockClass;
 	tag->locktag_field3 = child_id;
-	tag->locktag_field4 = 0;
+	tag->locktag_field4 = static_cast<uint16>(parity & 1);
 	tag->locktag_type = LOCKTAG_USERLOCK;
 	tag->locktag_lockmethodid = DEFAULT_LOCKMETHOD;
 }

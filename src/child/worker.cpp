@@ -40,7 +40,7 @@ enum class Phase
 ChildHeader *hdr = nullptr;
 shm_mq_handle *request_mqh = nullptr;
 shm_mq_handle *response_mqh = nullptr;
-LOCKTAG		exec_tag;
+uint32		request_number = 0;	/* of the request being served / next */
 MemoryContext request_cxt = nullptr;
 volatile Phase phase = Phase::Idle;
 RequestCode current_request = RequestCode::Exec;
@@ -123,20 +123,42 @@ report_idle_state()
 	set_ps_display(txn_open ? "idle in transaction" : "idle");
 }
 
+/* Take execution lock number n (see protocol.hpp); never waits in practice. */
+void
+take_exec_lock(uint32 n)
+{
+	LOCKTAG		tag;
+
+	set_exec_locktag(&tag, hdr->database_id, hdr->child_id, n);
+	(void) LockAcquire(&tag, ExclusiveLock, true, false);
+}
+
+/* Drop execution lock number n, unless an abort already did. */
+void
+drop_exec_lock(uint32 n)
+{
+	LOCKTAG		tag;
+
+	set_exec_locktag(&tag, hdr->database_id, hdr->child_id, n);
+	if (LockHeldByMe(&tag, ExclusiveLock))
+		LockRelease(&tag, ExclusiveLock, true);
+}
+
 /*
- * Finish a request: release the execution lock (waking the parent), stream
- * the spool, take the lock back, and send 'Z'.  Cancel interrupts are held:
- * a cancel meant for the finished request must not hit this.
+ * Finish a request: take the next request's execution lock, release this
+ * one's (waking the parent), stream the spool, and send 'Z'.  Cancel
+ * interrupts are held: a cancel meant for the finished request must not hit
+ * this.
  */
 void
 finish_request()
 {
 	phase = Phase::Finishing;
-	if (LockHeldByMe(&exec_tag, ExclusiveLock))
-		LockRelease(&exec_tag, ExclusiveLock, true);
+	take_exec_lock(request_number + 1);
+	drop_exec_lock(request_number);
+	request_number++;
 	if (worker_spool.drain(response_mqh, false) != SHM_MQ_SUCCESS)
 		parent_gone();
-	(void) LockAcquire(&exec_tag, ExclusiveLock, true, false);
 
 	ready.txn_status = !txn_open ? kTxnIdle :
 		IsAbortedTransactionBlockState() ? kTxnFailed : kTxnOpen;
@@ -314,6 +336,9 @@ execute_statements(const char *sql, bool want_rows)
 
 		CHECK_FOR_INTERRUPTS();
 		set_ps_display(GetCommandTagName(tag));
+		/* Each statement gets the statement_timeout in force when it starts. */
+		if (StatementTimeout > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
 
 		if (analyze_requires_snapshot(parsetree))
 		{
@@ -350,6 +375,7 @@ execute_statements(const char *sql, bool want_rows)
 		}
 		else
 			CommandCounterIncrement();
+		disable_timeout(STATEMENT_TIMEOUT, false);
 
 		EndCommand(&qc, DestRemote, false);
 		ready.nprocessed = static_cast<int64>(qc.nprocessed);
@@ -368,9 +394,6 @@ handle_request(RequestCode code, const char *sql)
 
 	/* A cancel is for this request from here on, and only until it ends. */
 	RESUME_CANCEL_INTERRUPTS();
-	if (StatementTimeout > 0 && code != RequestCode::Commit &&
-		code != RequestCode::Rollback)
-		enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
 
 	switch (code)
 	{
@@ -383,7 +406,6 @@ handle_request(RequestCode code, const char *sql)
 		case RequestCode::Rollback:
 			break;
 	}
-	disable_timeout(STATEMENT_TIMEOUT, false);
 	HOLD_CANCEL_INTERRUPTS();
 
 	if (code == RequestCode::OneShot || code == RequestCode::Commit)
@@ -538,9 +560,7 @@ child_txn_worker_main(Datum main_arg)
 	hdr->worker_pid = MyProcPid;
 	SpinLockRelease(&hdr->mutex);
 
-	set_exec_locktag(&exec_tag, hdr->database_id, hdr->child_id);
 	adopt_parent_environment(toc);
-	(void) LockAcquire(&exec_tag, ExclusiveLock, true, false);
 
 	/*
 	 * Error recovery, after PostgresMain: spool the error for the parent,
@@ -579,9 +599,14 @@ child_txn_worker_main(Datum main_arg)
 	}
 	PG_exception_stack = &local_sigjmp_buf;
 
-	/* Cancel interrupts are held except while a request executes. */
+	/*
+	 * Cancel interrupts are held except while a request executes.  The
+	 * start-up counts as a request numbered -1: finishing it takes the lock
+	 * of request 0 and says 'Z', ready.
+	 */
 	QueryCancelHoldoffCount = 1;
-	finish_request();			/* first 'Z': ready for requests */
+	request_number = UINT32_MAX;
+	finish_request();
 
 	for (;;)
 	{
