@@ -349,7 +349,7 @@ child_request(ChildConn *conn, RequestCode code, const char *sql)
 	conn->hdr->request_inflight = true;
 	SpinLockRelease(&conn->hdr->mutex);
 	registry_set_state(conn->hdr->slot,
-					   code == RequestCode::Commit || code == RequestCode::OneShot ?
+					   code == RequestCode::Commit ?
 					   ChildState::Committing :
 					   code == RequestCode::Rollback ? ChildState::Ending :
 					   ChildState::Running);
