@@ -94,7 +94,11 @@ Spool::send_one(shm_mq_handle *mqh, char msgtype, const char *data, Size len,
 	iov[0].len = 1;
 	iov[1].data = data;
 	iov[1].len = len;
-	return shm_mq_sendv(mqh, iov, 2, nowait, false);
+	/*
+	 * Normally the 'Z' that follows flushes the queue; a no-wait drain is the
+	 * last thing we say (at exit), so each message is flushed as it goes.
+	 */
+	return shm_mq_sendv(mqh, iov, 2, nowait, nowait);
 }
 
 shm_mq_result

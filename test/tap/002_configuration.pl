@@ -1,0 +1,61 @@
+# Loading and resource errors: the extension refuses to load outside
+# shared_preload_libraries, and a missing worker slot is a clear error.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+# Not preloaded: loading the library (directly or through CREATE EXTENSION)
+# fails with a hint.
+my $plain = PostgreSQL::Test::Cluster->new('not_preloaded');
+$plain->init;
+$plain->start;
+my ($ret, $out, $err) = $plain->psql('postgres', "LOAD 'child_txn'");
+isnt($ret, 0, 'LOAD fails without shared_preload_libraries');
+like($err, qr/child_txn must be loaded via shared_preload_libraries/,
+	'error says how it must be loaded');
+like($err, qr/HINT:  Add child_txn to shared_preload_libraries/, 'with a hint');
+($ret, $out, $err) = $plain->psql('postgres', 'CREATE EXTENSION child_txn');
+isnt($ret, 0, 'CREATE EXTENSION fails without shared_preload_libraries');
+like($err, qr/must be loaded via shared_preload_libraries/, 'same error');
+$plain->stop;
+
+# No background worker slot: an error with SQLSTATE 53000 (insufficient_resources) and a hint naming
+# max_worker_processes, not a hang and not a lost write reported as done.
+my $node = PostgreSQL::Test::Cluster->new('no_workers');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'child_txn'");
+$node->append_conf('postgresql.conf', "max_worker_processes = 0");
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION child_txn');
+$node->safe_psql('postgres', 'CREATE TABLE t (a int)');
+($ret, $out, $err) = $node->psql('postgres',
+	"\\set VERBOSITY verbose\nSELECT child_txn.run('INSERT INTO t VALUES (1)')");
+isnt($ret, 0, 'run fails without a worker slot');
+like($err, qr/ERROR:  53000: could not start a child transaction: no background worker slot is free/,
+	'insufficient resources error');
+like($err, qr/HINT:  Raise max_worker_processes \(currently 0\)/,
+	'hint names max_worker_processes');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), '0', 'nothing written');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM child_txn.children'),
+	'0', 'the slot was given back');
+$node->stop;
+
+# child_txn.max_children bounds open children.
+$node = PostgreSQL::Test::Cluster->new('one_child');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'child_txn'");
+$node->append_conf('postgresql.conf', "child_txn.max_children = 1");
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION child_txn');
+($ret, $out, $err) = $node->psql('postgres',
+	"SELECT child_txn.run(\$\$SELECT child_txn.run('SELECT 1')\$\$)");
+isnt($ret, 0, 'a second open child fails when max_children = 1');
+like($err, qr/too many open child transactions/, 'with a clear message');
+like($err, qr/child_txn.max_children/, 'naming the setting');
+is($node->safe_psql('postgres', "SELECT child_txn.run('SELECT 1')"), '1',
+	'one child still works');
+$node->stop;
+
+done_testing();
