@@ -26,3 +26,6 @@ override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies; rebuild everything when a header changes.
+$(OBJS): $(wildcard src/*.hpp src/*/*.hpp)

@@ -2,6 +2,40 @@
 
 \echo Use "CREATE EXTENSION child_txn" to load this file. \quit
 
+CREATE FUNCTION begin(isolation text DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'child_txn_begin'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION begin(text) IS
+  'Start a child transaction of the current transaction (read committed, repeatable read or serializable); returns its handle.';
+
+CREATE FUNCTION exec(handle integer, sql text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'child_txn_exec'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION exec(integer, text) IS
+  'Run SQL in a child transaction; returns rows processed by the last statement.';
+
+CREATE FUNCTION query(handle integer, sql text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'child_txn_query'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION query(integer, text) IS
+  'Run a query in a child transaction and return its rows: SELECT * FROM child_txn.query(h, ''...'') AS t(col type, ...).';
+
+CREATE FUNCTION commit(handle integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'child_txn_commit'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION commit(integer) IS
+  'Commit a child transaction; its work stands whatever the parent does next.';
+
+CREATE FUNCTION rollback(handle integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'child_txn_rollback'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION rollback(integer) IS 'Roll a child transaction back.';
+
 CREATE FUNCTION run(sql text)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'child_txn_run'

@@ -4,7 +4,7 @@
  */
 #include "pg/postgres_headers.hpp"
 
-#include "child/registry.hpp"
+#include "child/child.hpp"
 #include "settings.hpp"
 
 extern "C"
@@ -24,8 +24,8 @@ child_txn_shmem_request()
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(child_txn::registry_shmem_size());
-	RequestNamedLWLockTranche(child_txn::kRegistryTranche, 1);
+	RequestAddinShmemSpace(child_txn::pool_shmem_size());
+	RequestNamedLWLockTranche(child_txn::kPoolTranche, 1);
 }
 
 /* Create or attach to our shared memory, once per process. */
@@ -35,7 +35,7 @@ child_txn_shmem_startup()
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	child_txn::registry_shmem_init();
+	child_txn::pool_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -55,6 +55,8 @@ _PG_init(void)
 						 "postgresql.conf and restart the server.")));
 
 	child_txn::settings::define();
+
+	RegisterXactCallback(child_txn::child_xact_callback, nullptr);
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = child_txn_shmem_request;

@@ -11,7 +11,9 @@ namespace child_txn
 namespace settings
 {
 
-int			max_children = 64;
+int			max_workers = 16;
+int			worker_idle_timeout = 60000;
+int			worker_wait_timeout = 10000;
 int			child_deadlock_timeout = 100;
 int			max_depth = 8;
 
@@ -19,12 +21,27 @@ void
 define()
 {
 	DefineCustomIntVariable(
-		"child_txn.max_children",
-		"Maximum number of child transactions open at once, cluster-wide.",
-		"Each open child also occupies one background worker process, so "
-		"max_worker_processes must leave room for them.",
-		&max_children, 64, 1, 10000, PGC_POSTMASTER, 0, nullptr, nullptr,
+		"child_txn.max_workers",
+		"Maximum number of child transaction workers, cluster-wide.",
+		"Each open child runs in one worker; idle workers stay pooled for "
+		"reuse.  Workers are background workers, so max_worker_processes "
+		"must leave room for them.",
+		&max_workers, 16, 1, 10000, PGC_POSTMASTER, 0, nullptr, nullptr,
 		nullptr);
+
+	DefineCustomIntVariable(
+		"child_txn.worker_idle_timeout",
+		"How long an idle pooled child worker waits for work before it exits.",
+		"0 keeps idle workers until they are needed elsewhere.",
+		&worker_idle_timeout, 60000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+		nullptr, nullptr, nullptr);
+
+	DefineCustomIntVariable(
+		"child_txn.worker_wait_timeout",
+		"How long a new child waits for a free worker when all are busy.",
+		"After this the child fails with an insufficient_resources error.",
+		&worker_wait_timeout, 10000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS,
+		nullptr, nullptr, nullptr);
 
 	DefineCustomIntVariable(
 		"child_txn.child_deadlock_timeout",

@@ -12,8 +12,14 @@ namespace child_txn
 namespace settings
 {
 
-/* child_txn.max_children: open children cluster-wide (restart). */
-extern int	max_children;
+/* child_txn.max_workers: child worker processes, cluster-wide (restart). */
+extern int	max_workers;
+
+/* child_txn.worker_idle_timeout: an idle pooled worker exits after (ms). */
+extern int	worker_idle_timeout;
+
+/* child_txn.worker_wait_timeout: how long a new child waits for a worker. */
+extern int	worker_wait_timeout;
 
 /* child_txn.child_deadlock_timeout: deadlock_timeout inside children (ms). */
 extern int	child_deadlock_timeout;

@@ -1,32 +1,40 @@
 /*
  * child.hpp
- *		Child transactions: the parent side (launch, request, detach) and the
+ *		Child transactions: the parent side (launch, request, end) and the
  *		identity of the current process when it is itself a child worker.
  */
 #pragma once
 
 #include "pg/postgres_headers.hpp"
 
+#include "child/pool.hpp"
 #include "child/protocol.hpp"
 
 namespace child_txn
 {
 
-/* When this process is a child worker: its handle and depth; else 0. */
+/* When this process is a child worker: the child it serves and its depth. */
 extern uint32 self_child_id;
 extern int32 self_depth;
 
-/* Parent-side connection to one child (lives in the caller's context). */
+/* Parent-side connection to one child (in TopTransactionContext). */
 struct ChildConn
 {
 	uint32		child_id;
-	dsm_segment *seg;
+	dsm_segment *seg;			/* owned by TopTransactionResourceOwner */
 	ChildHeader *hdr;
+	shm_mq	   *response_mq;
 	shm_mq_handle *request_mqh;
 	shm_mq_handle *response_mqh;
-	BackgroundWorkerHandle *worker;
+	BackgroundWorkerHandle *worker;	/* only if we started the worker */
+	WorkerAssignment where;
+	bool		peer_attached;	/* the worker attached to our queues */
+	bool		request_pending;	/* a request is out, its 'Z' not read */
 	uint32		next_request;	/* number of the next request (from 0) */
 };
+
+/* Where query() puts the rows of the child's result (see parent.cpp). */
+struct RowSink;
 
 /* What a request came back with. */
 struct RequestResult
@@ -37,10 +45,10 @@ struct RequestResult
 };
 
 /*
- * Start a child of the current transaction, at the given isolation level
- * (XACT_READ_COMMITTED, ...), and wait until it is ready.  Its DSM segment
- * is owned by the current resource owner, so an error or the end of the
- * transaction detaches it, which rolls the child back.
+ * Start a child of the current transaction at the given isolation level
+ * (XACT_READ_COMMITTED, ...) on a pooled worker, and wait until it is ready.
+ * The child is registered as open in this session until it ends; open
+ * children are rolled back when the transaction ends.
  */
 ChildConn  *child_launch(int isolation_level);
 
@@ -48,12 +56,18 @@ ChildConn  *child_launch(int isolation_level);
  * Send one request and wait for its result: a lock-manager wait on the
  * child's execution lock, then the child's spooled output.  Notices are
  * re-emitted to our client; the child's error is re-raised with its
- * SQLSTATE, detail, hint and context.
+ * SQLSTATE, detail, hint and context.  If the wait is interrupted, the
+ * child is rolled back and forgotten.  A child whose transaction ended is
+ * forgotten too.
  */
-RequestResult child_request(ChildConn *conn, RequestCode code, const char *sql);
+RequestResult child_request(ChildConn *conn, RequestCode code, const char *sql,
+							RowSink *sink);
 
-/* Detach from a child: rolls it back unless it has committed. */
-void		child_detach(ChildConn *conn);
+/* The open child with this handle, or an error saying why there is none. */
+ChildConn  *child_lookup(int32 handle);
+
+/* Transaction callback: roll back children still open at transaction end. */
+void		child_xact_callback(XactEvent event, void *arg);
 
 /* Background worker entry point (C linkage; see worker.cpp). */
 extern "C" PGDLLEXPORT void child_txn_worker_main(Datum main_arg);

@@ -1,7 +1,8 @@
 /*
  * parent.cpp
- *		The parent side of a child transaction: launch a worker, send it
- *		requests, wait for them in the lock manager, relay what comes back.
+ *		The parent side of a child transaction: get a pooled worker, send it
+ *		requests, wait for them in the lock manager, relay what comes back;
+ *		and the SQL functions begin/exec/query/commit/rollback/run.
  *
  * See protocol.hpp for the protocol and the waits.  This file talks to
  * PostgreSQL only, in C style: nothing with a destructor lives in a frame an
@@ -14,16 +15,62 @@
 namespace child_txn
 {
 
+/* Rows of a query() result on their way into the caller's tuplestore. */
+struct RowSink
+{
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	AttInMetadata *attinmeta;
+	MemoryContext row_cxt;		/* reset after each row */
+	int			result_columns; /* of the last row description; -1 = none */
+};
+
 namespace
 {
 
+/* This session's open children (pointers into TopTransactionContext). */
+ChildConn **open_children = nullptr;
+int			n_open = 0;
+int			open_capacity = 0;
+
+void
+remember_child(ChildConn *conn)
+{
+	if (n_open == open_capacity)
+	{
+		int			newcap = open_capacity == 0 ? 8 : open_capacity * 2;
+
+		if (open_children == nullptr)
+			open_children = static_cast<ChildConn **>(
+				MemoryContextAlloc(TopMemoryContext, sizeof(ChildConn *) * newcap));
+		else
+			open_children = static_cast<ChildConn **>(
+				repalloc(open_children, sizeof(ChildConn *) * newcap));
+		open_capacity = newcap;
+	}
+	open_children[n_open++] = conn;
+}
+
+void
+forget_child(ChildConn *conn)
+{
+	for (int i = 0; i < n_open; i++)
+	{
+		if (open_children[i] == conn)
+		{
+			open_children[i] = open_children[--n_open];
+			return;
+		}
+	}
+}
+
 /*
- * Runs when the parent detaches from a child's segment: at child_detach, at
- * the end or abort of the transaction that owns the segment (its resource
- * owner), and at backend exit.  If a request is still in flight the parent
- * has given up on it: mark the child abandoned (so it can never commit from
- * now on) and cancel its statement.  The worker itself notices the detach
- * and rolls back.  Then give the registry slot back.
+ * Runs when the parent detaches from a child's segment: when the child is
+ * done, when it is discarded, at transaction end (resource owner), and at
+ * backend exit.  If a request is still in flight the parent has given up on
+ * it: mark the child abandoned (from now on it can never commit) and ask the
+ * worker to cancel the statement (SIGUSR2, which the worker ignores unless
+ * it still serves this child).  The worker notices the detach and rolls back.
  */
 void
 parent_on_detach(dsm_segment *seg, Datum arg)
@@ -41,12 +88,18 @@ parent_on_detach(dsm_segment *seg, Datum arg)
 	SpinLockRelease(&hdr->mutex);
 
 	if (inflight && !committing && pid != 0)
-		(void) kill(pid, SIGINT);
-	if (hdr->slot != nullptr)
-	{
-		registry_release(hdr->slot);
-		hdr->slot = nullptr;
-	}
+		(void) kill(pid, SIGUSR2);
+}
+
+/* Detach from a child and forget it: rolls it back unless it committed. */
+void
+child_discard(ChildConn *conn)
+{
+	forget_child(conn);
+	if (conn->seg != nullptr)
+		dsm_detach(conn->seg);
+	conn->seg = nullptr;
+	conn->hdr = nullptr;
 }
 
 /* Raise a child's error here, keeping its SQLSTATE, detail, hint, context. */
@@ -85,12 +138,80 @@ report_worker_gone(uint32 child_id)
 }
 
 /*
+ * Receive one message from the child.  Once the worker has attached to the
+ * queue its exit detaches the queue, which ends the wait; before that (a
+ * pooled worker we did not start ourselves) we poll that it still serves us.
+ */
+shm_mq_result
+receive(ChildConn *conn, Size *nbytes, void **data)
+{
+	if (conn->worker != nullptr || conn->peer_attached)
+		return shm_mq_receive(conn->response_mqh, nbytes, data, false);
+	for (;;)
+	{
+		shm_mq_result res = shm_mq_receive(conn->response_mqh, nbytes, data,
+										   true);
+
+		if (res != SHM_MQ_WOULD_BLOCK)
+			return res;
+		if (shm_mq_get_sender(conn->response_mq) != nullptr)
+		{
+			conn->peer_attached = true;
+			return shm_mq_receive(conn->response_mqh, nbytes, data, false);
+		}
+		if (!pool_serves(conn->where, conn->child_id))
+			return SHM_MQ_DETACHED;
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* A row description: remember its width; a new result replaces the old. */
+void
+sink_row_description(RowSink *sink, StringInfo msg)
+{
+	sink->result_columns = pq_getmsgint(msg, 2);
+	tuplestore_clear(sink->store);
+}
+
+/* A data row: build a tuple of the caller's column types from the text. */
+void
+sink_data_row(RowSink *sink, StringInfo msg)
+{
+	MemoryContext old;
+	int			nfields = pq_getmsgint(msg, 2);
+	char	  **values;
+	HeapTuple	tuple;
+
+	if (nfields != sink->desc->natts)
+		return;					/* reported after 'Z' */
+	old = MemoryContextSwitchTo(sink->row_cxt);
+	values = static_cast<char **>(palloc(sizeof(char *) * nfields));
+	for (int i = 0; i < nfields; i++)
+	{
+		int			len = pq_getmsgint(msg, 4);
+
+		if (len < 0)
+			values[i] = nullptr;
+		else
+			values[i] = pnstrdup(pq_getmsgbytes(msg, len), len);
+	}
+	tuple = BuildTupleFromCStrings(sink->attinmeta, values);
+	tuplestore_puttuple(sink->store, tuple);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(sink->row_cxt);
+}
+
+/*
  * Read the child's answer up to 'Z'.  Notices are re-emitted at once; the
  * first error is raised after 'Z' (or the detach), so the queue stays in
  * step.  sql is the request's text, for error positions.
  */
 RequestResult
-read_response(ChildConn *conn, const char *sql)
+read_response(ChildConn *conn, const char *sql, RowSink *sink)
 {
 	RequestResult result = {0, false, kTxnIdle};
 	ErrorData  *error = nullptr;
@@ -99,15 +220,14 @@ read_response(ChildConn *conn, const char *sql)
 	{
 		Size		nbytes;
 		void	   *data;
-		shm_mq_result res;
 		StringInfoData msg;
 		char		msgtype;
 
-		res = shm_mq_receive(conn->response_mqh, &nbytes, &data, false);
-		if (res != SHM_MQ_SUCCESS)
+		if (receive(conn, &nbytes, &data) != SHM_MQ_SUCCESS)
 		{
 			bool		committed;
 
+			conn->request_pending = false;
 			SpinLockAcquire(&conn->hdr->mutex);
 			committed = conn->hdr->committed;
 			SpinLockRelease(&conn->hdr->mutex);
@@ -148,6 +268,14 @@ read_response(ChildConn *conn, const char *sql)
 						error = edata;
 					break;
 				}
+			case 'T':
+				if (sink != nullptr)
+					sink_row_description(sink, &msg);
+				break;
+			case 'D':
+				if (sink != nullptr && error == nullptr)
+					sink_data_row(sink, &msg);
+				break;
 			case kMsgReady:
 				if (nbytes - 1 != sizeof(ReadyBody))
 					elog(ERROR, "child_txn: malformed ready message");
@@ -159,27 +287,30 @@ read_response(ChildConn *conn, const char *sql)
 					result.committed = body.committed;
 					result.txn_status = body.txn_status;
 				}
+				conn->request_pending = false;
+				SpinLockAcquire(&conn->hdr->mutex);
+				conn->hdr->request_inflight = false;
+				SpinLockRelease(&conn->hdr->mutex);
 				if (error != nullptr)
 				{
-					SpinLockAcquire(&conn->hdr->mutex);
-					conn->hdr->request_inflight = false;
-					SpinLockRelease(&conn->hdr->mutex);
+					if (result.txn_status == kTxnIdle)
+						child_discard(conn);
 					rethrow_child_error(error, conn->child_id, sql);
 				}
 				return result;
 			default:
-				/* 'T', 'D', 'C': rows and tags are not used by this request. */
+				/* 'C' command tags: the count comes with 'Z'. */
 				break;
 		}
 	}
 }
 
 /*
- * Wait until the child has finished the request in flight: a lock-manager
- * wait for ShareLock on its execution lock, so the deadlock detector sees
- * us waiting for the child.  lock_timeout is for lock waits the user
- * asked for; the child's own statements obey it, the wait for the child
- * does not (statement_timeout and cancel still apply).
+ * Wait until the child has finished request number `request`: a
+ * lock-manager wait for ShareLock on its execution lock, so the deadlock
+ * detector sees us waiting for the child.  lock_timeout is for lock waits
+ * the user asked for; the child's own statements obey it, the wait for the
+ * child does not (statement_timeout and cancel still apply).
  */
 void
 wait_for_child(ChildConn *conn, uint32 request)
@@ -201,18 +332,67 @@ wait_for_child(ChildConn *conn, uint32 request)
 	LockRelease(&tag, ShareLock, false);
 }
 
-/* Sign of an unusable worker-start failure, with the usual hint. */
-[[noreturn]] void
-report_no_worker_slot()
+/* Start a new worker in the slot we were given. */
+void
+start_worker(ChildConn *conn)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-			 errmsg("could not start a child transaction: no background worker slot is free"),
-			 errhint("Raise max_worker_processes (currently %d) to leave room "
-					 "for child transaction workers, or end other background "
-					 "workers.  Changing it requires a restart.",
-					 max_worker_processes)));
-	pg_unreachable();
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "child_txn", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "child_txn_worker_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "child_txn worker %d",
+			 conn->where.slot);
+	strlcpy(worker.bgw_type, "child_txn worker", BGW_MAXLEN);
+	worker.bgw_main_arg = Int32GetDatum(conn->where.slot);
+	memcpy(worker.bgw_extra, &conn->where.generation,
+		   sizeof(conn->where.generation));
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &conn->worker))
+	{
+		pool_unassign(conn->where);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start a child transaction: no background worker slot is free"),
+				 errhint("Raise max_worker_processes (currently %d) to leave "
+						 "room for child transaction workers, or end other "
+						 "background workers.  Changing it requires a restart.",
+						 max_worker_processes)));
+	}
+	shm_mq_set_handle(conn->request_mqh, conn->worker);
+	shm_mq_set_handle(conn->response_mqh, conn->worker);
+}
+
+/* Create a child's segment, owned by the top transaction's resource owner. */
+dsm_segment *
+create_segment(Size segsize)
+{
+	ResourceOwner saved = CurrentResourceOwner;
+	dsm_segment *seg;
+
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	PG_TRY();
+	{
+		seg = dsm_create(segsize, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = saved;
+	}
+	PG_END_TRY();
+	if (seg == nullptr)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start a child transaction: too many dynamic "
+						"shared memory segments"),
+				 errhint("End some child transactions, or raise "
+						 "max_connections.")));
+	return seg;
 }
 
 } // namespace
@@ -229,7 +409,6 @@ child_launch(int isolation_level)
 	char	   *gucspace;
 	shm_mq	   *request_mq;
 	shm_mq	   *response_mq;
-	BackgroundWorker worker;
 	ChildConn  *conn;
 	Oid			current_user;
 	int			sec_context;
@@ -249,6 +428,12 @@ child_launch(int isolation_level)
 				 errhint("Raise child_txn.max_depth, or start the child from "
 						 "an outer transaction.")));
 
+	/*
+	 * Everything the parent keeps about the child (queue handles, the worker
+	 * handle) lives as long as the transaction it is bound to.
+	 */
+	MemoryContext old_cxt = MemoryContextSwitchTo(TopTransactionContext);
+
 	/* Lay out the segment: header, the parent's settings, two queues. */
 	guc_len = EstimateGUCStateSpace();
 	shm_toc_initialize_estimator(&estimator);
@@ -259,14 +444,7 @@ child_launch(int isolation_level)
 	shm_toc_estimate_keys(&estimator, 4);
 	segsize = shm_toc_estimate(&estimator);
 
-	seg = dsm_create(segsize, DSM_CREATE_NULL_IF_MAXSEGMENTS);
-	if (seg == nullptr)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not start a child transaction: too many dynamic "
-						"shared memory segments"),
-				 errhint("End some child transactions, or raise "
-						 "max_connections.")));
+	seg = create_segment(segsize);
 	toc = shm_toc_create(kTocMagic, dsm_segment_address(seg), segsize);
 
 	hdr = static_cast<ChildHeader *>(shm_toc_allocate(toc, sizeof(ChildHeader)));
@@ -275,8 +453,7 @@ child_launch(int isolation_level)
 	shm_toc_insert(toc, kKeyHeader, hdr);
 	on_dsm_detach(seg, parent_on_detach, PointerGetDatum(hdr));
 
-	hdr->slot = registry_claim(self_child_id, self_depth + 1);
-	hdr->child_id = hdr->slot->child_id;
+	hdr->child_id = pool_next_child_id();
 	hdr->parent_child_id = self_child_id;
 	hdr->depth = self_depth + 1;
 	hdr->parent_pid = MyProcPid;
@@ -310,73 +487,139 @@ child_launch(int isolation_level)
 	conn->child_id = hdr->child_id;
 	conn->seg = seg;
 	conn->hdr = hdr;
+	conn->response_mq = response_mq;
 	conn->request_mqh = shm_mq_attach(request_mq, seg, nullptr);
 	conn->response_mqh = shm_mq_attach(response_mq, seg, nullptr);
+	remember_child(conn);
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "child_txn", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "child_txn_worker_main", BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "child_txn worker for PID %d",
-			 MyProcPid);
-	strlcpy(worker.bgw_type, "child_txn worker", BGW_MAXLEN);
-	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	worker.bgw_notify_pid = MyProcPid;
+	/* A worker: an idle one of our pool, or a new one. */
+	conn->where = pool_assign(dsm_segment_handle(seg), conn->child_id,
+							  self_child_id, self_depth + 1);
+	if (conn->where.needs_start)
+		start_worker(conn);
+	else
+	{
+		SpinLockAcquire(&hdr->mutex);
+		hdr->worker_pid = conn->where.worker_pid;
+		SpinLockRelease(&hdr->mutex);
+	}
 
-	if (!RegisterDynamicBackgroundWorker(&worker, &conn->worker))
-		report_no_worker_slot();
-	shm_mq_set_handle(conn->request_mqh, conn->worker);
-	shm_mq_set_handle(conn->response_mqh, conn->worker);
+	MemoryContextSwitchTo(old_cxt);
 
-	/* Wait for the first 'Z': the worker is connected and holds its lock. */
-	(void) read_response(conn, nullptr);
-	registry_set_worker(hdr->slot, hdr->worker_pid);
-	registry_set_state(hdr->slot, ChildState::Idle);
+	/* The start-up is request -1: the worker adopts our environment. */
+	conn->next_request = UINT32_MAX;
+	(void) child_request(conn, RequestCode::Start, "", nullptr);
+	pool_set_child_state(conn->where, conn->child_id, ChildState::Idle);
 	return conn;
 }
 
 RequestResult
-child_request(ChildConn *conn, RequestCode code, const char *sql)
+child_request(ChildConn *conn, RequestCode code, const char *sql,
+			  RowSink *sink)
 {
-	shm_mq_iovec iov[2];
-	char		codebyte = static_cast<char>(code);
 	RequestResult result;
+	uint32		request = conn->next_request++;
 
+	pool_set_child_state(conn->where, conn->child_id,
+						 code == RequestCode::Commit ? ChildState::Committing :
+						 code == RequestCode::Rollback ? ChildState::Ending :
+						 code == RequestCode::Start ? ChildState::Starting :
+						 ChildState::Running);
 	SpinLockAcquire(&conn->hdr->mutex);
 	conn->hdr->request_inflight = true;
 	SpinLockRelease(&conn->hdr->mutex);
-	registry_set_state(conn->hdr->slot,
-					   code == RequestCode::Commit ?
-					   ChildState::Committing :
-					   code == RequestCode::Rollback ? ChildState::Ending :
-					   ChildState::Running);
+	conn->request_pending = true;
 
-	iov[0].data = &codebyte;
-	iov[0].len = 1;
-	iov[1].data = sql;
-	iov[1].len = strlen(sql) + 1;
-	if (shm_mq_sendv(conn->request_mqh, iov, 2, false, true) != SHM_MQ_SUCCESS)
-		report_worker_gone(conn->child_id);
+	PG_TRY();
+	{
+		/* The start-up request is implicit: the worker begins on its own. */
+		if (code != RequestCode::Start)
+		{
+			shm_mq_iovec iov[2];
+			char		codebyte = static_cast<char>(code);
 
-	wait_for_child(conn, conn->next_request++);
-	result = read_response(conn, sql);
+			iov[0].data = &codebyte;
+			iov[0].len = 1;
+			iov[1].data = sql;
+			iov[1].len = strlen(sql) + 1;
+			if (shm_mq_sendv(conn->request_mqh, iov, 2, false, true) !=
+				SHM_MQ_SUCCESS)
+				report_worker_gone(conn->child_id);
+			wait_for_child(conn, request);
+		}
+		result = read_response(conn, sql, sink);
+	}
+	PG_CATCH();
+	{
+		/* Interrupted before the answer: the child cannot be trusted on. */
+		if (conn->request_pending || conn->seg == nullptr)
+			child_discard(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
-	SpinLockAcquire(&conn->hdr->mutex);
-	conn->hdr->request_inflight = false;
-	SpinLockRelease(&conn->hdr->mutex);
-	registry_set_state(conn->hdr->slot, ChildState::Idle);
+	if (result.txn_status == kTxnIdle)
+		child_discard(conn);
+	else
+		pool_set_child_state(conn->where, conn->child_id, ChildState::Idle);
 	return result;
 }
 
-void
-child_detach(ChildConn *conn)
+ChildConn *
+child_lookup(int32 handle)
 {
-	dsm_detach(conn->seg);
-	conn->seg = nullptr;
-	conn->hdr = nullptr;
+	int32		owner;
+
+	for (int i = 0; i < n_open; i++)
+		if (open_children[i]->child_id == static_cast<uint32>(handle))
+			return open_children[i];
+	if (handle > 0 && pool_find_child(static_cast<uint32>(handle), &owner) &&
+		owner != MyProcPid)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("child transaction %d belongs to another session",
+						handle),
+				 errhint("A handle can only be used in the session that "
+						 "called child_txn.begin().")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("child transaction %d does not exist or has ended", handle),
+			 errhint("Handles come from child_txn.begin() and stay valid until "
+					 "child_txn.commit() or child_txn.rollback(), an error "
+					 "that ends the child, or the end of the transaction that "
+					 "began it.")));
+	pg_unreachable();
+}
+
+void
+child_xact_callback(XactEvent event, void *arg)
+{
+	if (n_open == 0)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			while (n_open > 0)
+			{
+				ChildConn  *conn = open_children[n_open - 1];
+
+				ereport(WARNING,
+						(errcode(ERRCODE_WARNING),
+						 errmsg("child transaction %u was still open at the end "
+								"of its parent transaction and was rolled back",
+								conn->child_id),
+						 errhint("End children with child_txn.commit() or "
+								 "child_txn.rollback() before the parent "
+								 "transaction ends.")));
+				child_discard(conn);
+			}
+			break;
+		default:
+			break;
+	}
 }
 
 } // namespace child_txn
@@ -385,31 +628,157 @@ child_detach(ChildConn *conn)
 
 extern "C"
 {
+PG_FUNCTION_INFO_V1(child_txn_begin);
+PG_FUNCTION_INFO_V1(child_txn_exec);
+PG_FUNCTION_INFO_V1(child_txn_query);
+PG_FUNCTION_INFO_V1(child_txn_commit);
+PG_FUNCTION_INFO_V1(child_txn_rollback);
 PG_FUNCTION_INFO_V1(child_txn_run);
+}
+
+using namespace child_txn;
+
+/* The handle argument, which must not be null. */
+static ChildConn *
+handle_arg(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("child transaction handle must not be null")));
+	return child_lookup(PG_GETARG_INT32(0));
+}
+
+/* The SQL text argument number n, which must not be null. */
+static char *
+sql_arg(FunctionCallInfo fcinfo, int n, const char *function)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the SQL text for %s must not be null", function)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+/*
+ * child_txn.begin(isolation text default null) -> integer
+ *		Start a child of the current transaction; return its handle.
+ */
+extern "C" Datum
+child_txn_begin(PG_FUNCTION_ARGS)
+{
+	int			level = XACT_READ_COMMITTED;
+
+	if (!PG_ARGISNULL(0))
+	{
+		char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+		if (pg_strcasecmp(name, "read committed") == 0)
+			level = XACT_READ_COMMITTED;
+		else if (pg_strcasecmp(name, "repeatable read") == 0)
+			level = XACT_REPEATABLE_READ;
+		else if (pg_strcasecmp(name, "serializable") == 0)
+			level = XACT_SERIALIZABLE;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid isolation level for a child transaction: \"%s\"",
+							name),
+					 errhint("Use 'read committed', 'repeatable read' or "
+							 "'serializable'.")));
+	}
+	PG_RETURN_INT32(static_cast<int32>(child_launch(level)->child_id));
+}
+
+/*
+ * child_txn.exec(handle integer, sql text) -> bigint
+ *		Run statements in the child; rows processed by the last one.
+ */
+extern "C" Datum
+child_txn_exec(PG_FUNCTION_ARGS)
+{
+	ChildConn  *conn = handle_arg(fcinfo);
+	char	   *sql = sql_arg(fcinfo, 1, "child_txn.exec()");
+
+	PG_RETURN_INT64(child_request(conn, RequestCode::Exec, sql, nullptr).nprocessed);
+}
+
+/*
+ * child_txn.query(handle integer, sql text) -> setof record
+ *		Run a query in the child and return its rows, typed by the column
+ *		list at the call site.  Rows stream into a tuplestore (spilling to
+ *		disk past work_mem); with several statements, the last result counts.
+ */
+extern "C" Datum
+child_txn_query(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ChildConn  *conn = handle_arg(fcinfo);
+	char	   *sql = sql_arg(fcinfo, 1, "child_txn.query()");
+	RowSink		sink;
+	MemoryContext old;
+
+	InitMaterializedSRF(fcinfo, 0);
+	sink.store = rsinfo->setResult;
+	sink.desc = rsinfo->setDesc;
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	sink.attinmeta = TupleDescGetAttInMetadata(rsinfo->setDesc);
+	MemoryContextSwitchTo(old);
+	sink.row_cxt = AllocSetContextCreate(CurrentMemoryContext,
+										 "child_txn query row",
+										 ALLOCSET_DEFAULT_SIZES);
+	sink.result_columns = -1;
+
+	(void) child_request(conn, RequestCode::Query, sql, &sink);
+	MemoryContextDelete(sink.row_cxt);
+
+	if (sink.result_columns >= 0 && sink.result_columns != sink.desc->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the column list does not match the child's query result"),
+				 errdetail("The query returned %d columns; the column list has %d.",
+						   sink.result_columns, sink.desc->natts),
+				 errhint("Adjust the column definition list: "
+						 "child_txn.query(h, '...') AS t(col type, ...).")));
+	return (Datum) 0;
+}
+
+/*
+ * child_txn.commit(handle integer)
+ *		Commit the child.  If a statement in it had failed, it is rolled back
+ *		instead and an error says so.
+ */
+extern "C" Datum
+child_txn_commit(PG_FUNCTION_ARGS)
+{
+	ChildConn  *conn = handle_arg(fcinfo);
+
+	(void) child_request(conn, RequestCode::Commit, "", nullptr);
+	PG_RETURN_VOID();
+}
+
+/* child_txn.rollback(handle integer): roll the child back. */
+extern "C" Datum
+child_txn_rollback(PG_FUNCTION_ARGS)
+{
+	ChildConn  *conn = handle_arg(fcinfo);
+
+	(void) child_request(conn, RequestCode::Rollback, "", nullptr);
+	PG_RETURN_VOID();
 }
 
 /*
  * child_txn.run(sql text) -> bigint
- *		One autonomous statement (or several, separated by semicolons): start
- *		a child, run sql in it, commit it.  Returns the rows processed by the
- *		last statement.  The commit stands whatever the caller does next.
+ *		One autonomous statement (or several, separated by semicolons): begin
+ *		a child, run sql in it, commit it, in one round trip.  Returns the rows
+ *		processed by the last statement.  The commit stands whatever the
+ *		caller does next.
  */
 extern "C" Datum
 child_txn_run(PG_FUNCTION_ARGS)
 {
-	using namespace child_txn;
-	char	   *sql;
-	ChildConn  *conn;
-	RequestResult result;
+	char	   *sql = sql_arg(fcinfo, 0, "child_txn.run()");
+	ChildConn  *conn = child_launch(XACT_READ_COMMITTED);
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("the SQL text for child_txn.run() must not be null")));
-	sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
-
-	conn = child_launch(XACT_READ_COMMITTED);
-	result = child_request(conn, RequestCode::OneShot, sql);
-	child_detach(conn);
-	PG_RETURN_INT64(result.nprocessed);
+	PG_RETURN_INT64(child_request(conn, RequestCode::OneShot, sql, nullptr).nprocessed);
 }

@@ -39,7 +39,7 @@
 
 #include "pg/postgres_headers.hpp"
 
-#include "child/registry.hpp"
+#include "child/pool.hpp"
 
 namespace child_txn
 {
@@ -57,6 +57,7 @@ constexpr Size kResponseQueueSize = 64 * 1024;
 /* What the parent asks of its child. */
 enum class RequestCode : char
 {
+	Start = 'S',		/* (internal) adopt the parent's environment, begin */
 	Exec = 'X',			/* run statements, discard rows, report the count */
 	Query = 'Q',		/* run statements, return rows */
 	OneShot = 'O',		/* Exec, then commit if it succeeded */
@@ -100,7 +101,6 @@ struct ChildHeader
 	int			isolation_level;	/* XACT_READ_COMMITTED etc. */
 	int			deadlock_timeout_ms;
 	char		application_name[NAMEDATALEN];
-	ChildSlot  *slot;			/* registry slot; owned by the parent */
 
 	/* hand-over state */
 	slock_t		mutex;

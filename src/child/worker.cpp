@@ -1,11 +1,15 @@
 /*
  * worker.cpp
- *		The child worker: a background worker that runs one child transaction
- *		for its parent.
+ *		The child worker: a pooled background worker that runs child
+ *		transactions, one at a time, for parents of one (database,
+ *		authenticated user) pair.
  *
- * Start-up adopts the parent's identity and settings; then the worker opens
- * a transaction block and serves requests until the parent commits, rolls
- * back or goes away.  The error handling follows PostgresMain: an ERROR
+ * For each child it attaches to the parent's segment, adopts the parent's
+ * identity and settings, opens a transaction block and serves requests
+ * until the parent commits, rolls back or goes away; then it resets the
+ * session (DISCARD ALL: settings, role, temp tables, prepared statements,
+ * cursors, advisory locks, listeners) and waits in the pool for the next
+ * child.  The error handling follows PostgresMain: an ERROR
  * longjmps back to the loop, is spooled for the parent, and aborts the
  * child's transaction block (which stays open, failed, as in a client
  * session) or, for a one-shot request, ends it.
@@ -34,10 +38,15 @@ enum class Phase
 {
 	Idle,				/* waiting for a request */
 	Executing,			/* running one, holding the execution lock */
-	Finishing			/* releasing the lock and sending the output */
+	Finishing,			/* releasing the lock and sending the output */
+	Resetting			/* cleaning up after a child */
 };
 
 ChildHeader *hdr = nullptr;
+/* The header the SIGUSR2 handler looks at (see parent_cancel_handler). */
+ChildHeader *volatile cancel_hdr = nullptr;
+dsm_segment *child_seg = nullptr;
+bool		reusable = true;	/* may serve another child after this one */
 shm_mq_handle *request_mqh = nullptr;
 shm_mq_handle *response_mqh = nullptr;
 uint32		request_number = 0;	/* of the request being served / next */
@@ -46,6 +55,8 @@ volatile Phase phase = Phase::Idle;
 RequestCode current_request = RequestCode::Exec;
 bool		txn_open = false;	/* the child's transaction block is open */
 ReadyBody	ready;
+
+void		adopt_parent_environment();
 
 /* ---- output redirection: every protocol message goes to the spool ---- */
 
@@ -101,13 +112,24 @@ worker_exit_callback(int code, Datum arg)
 		(void) worker_spool.drain(response_mqh, true);
 }
 
-/* The parent went away: roll back (at exit) and leave. */
-[[noreturn]] void
-parent_gone()
+/*
+ * SIGUSR2: the parent gave up on the request in flight.  The signal may be
+ * stale (meant for a child this worker served before), so it only cancels
+ * if the child being served now is the abandoned one.
+ */
+void
+parent_cancel_handler(SIGNAL_ARGS)
 {
-	elog(DEBUG1, "child_txn: parent of child %u is gone, rolling back",
-		 self_child_id);
-	proc_exit(0);
+	int			save_errno = errno;
+	ChildHeader *h = cancel_hdr;
+
+	if (h != nullptr && h->abandoned)
+	{
+		InterruptPending = true;
+		QueryCancelPending = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
 }
 
 /* Report our state in pg_stat_activity. */
@@ -148,9 +170,9 @@ drop_exec_lock(uint32 n)
  * Finish a request: take the next request's execution lock, release this
  * one's (waking the parent), stream the spool, and send 'Z'.  Cancel
  * interrupts are held: a cancel meant for the finished request must not hit
- * this.
+ * this.  Returns false if the parent is gone.
  */
-void
+bool
 finish_request()
 {
 	phase = Phase::Finishing;
@@ -158,7 +180,7 @@ finish_request()
 	drop_exec_lock(request_number);
 	request_number++;
 	if (worker_spool.drain(response_mqh, false) != SHM_MQ_SUCCESS)
-		parent_gone();
+		return false;
 
 	ready.txn_status = !txn_open ? kTxnIdle :
 		IsAbortedTransactionBlockState() ? kTxnFailed : kTxnOpen;
@@ -171,9 +193,10 @@ finish_request()
 	iov[1].data = reinterpret_cast<const char *>(&ready);
 	iov[1].len = sizeof(ready);
 	if (shm_mq_sendv(response_mqh, iov, 2, false, true) != SHM_MQ_SUCCESS)
-		parent_gone();
+		return false;
 	phase = Phase::Idle;
 	report_idle_state();
+	return true;
 }
 
 /* Open the child's transaction block at the requested isolation level. */
@@ -312,12 +335,6 @@ execute_statements(const char *sql, bool want_rows)
 
 	StartTransactionCommand();
 	MemoryContextSwitchTo(request_cxt);
-	if (IsAbortedTransactionBlockState())
-		ereport(ERROR,
-				(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
-				 errmsg("current transaction is aborted, commands ignored "
-						"until end of transaction block"),
-				 errhint("Roll the child back with child_txn.rollback().")));
 
 	parsetrees = pg_parse_query(sql);
 	check_statements(parsetrees);
@@ -335,6 +352,16 @@ execute_statements(const char *sql, bool want_rows)
 		int16		format = 0;
 
 		CHECK_FOR_INTERRUPTS();
+		/* In a failed block only ROLLBACK TO SAVEPOINT can run. */
+		if (IsAbortedTransactionBlockState() &&
+			!(IsA(parsetree->stmt, TransactionStmt) &&
+			  ((TransactionStmt *) parsetree->stmt)->kind == TRANS_STMT_ROLLBACK_TO))
+			ereport(ERROR,
+					(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
+					 errmsg("current transaction is aborted, commands ignored "
+							"until end of transaction block"),
+					 errhint("Roll the child back with child_txn.rollback(), "
+							 "or to a savepoint with ROLLBACK TO SAVEPOINT.")));
 		set_ps_display(GetCommandTagName(tag));
 		/* Each statement gets the statement_timeout in force when it starts. */
 		if (StatementTimeout > 0)
@@ -397,6 +424,9 @@ handle_request(RequestCode code, const char *sql)
 
 	switch (code)
 	{
+		case RequestCode::Start:
+			adopt_parent_environment();
+			break;
 		case RequestCode::Exec:
 		case RequestCode::Query:
 		case RequestCode::OneShot:
@@ -421,10 +451,9 @@ handle_request(RequestCode code, const char *sql)
 /*
  * Wait for the parent's next request; cancel interrupts stay held while
  * idle, and a cancel that arrives now (meant for a request that already
- * ended) is dropped.  Returns the request bytes, or leaves if the parent is
- * gone.
+ * ended) is dropped.  Returns false if the parent is gone.
  */
-void
+bool
 wait_for_request(Size *nbytes, void **data)
 {
 	for (;;)
@@ -432,9 +461,9 @@ wait_for_request(Size *nbytes, void **data)
 		shm_mq_result res = shm_mq_receive(request_mqh, nbytes, data, true);
 
 		if (res == SHM_MQ_SUCCESS)
-			return;
+			return true;
 		if (res == SHM_MQ_DETACHED)
-			parent_gone();
+			return false;
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
 						 PG_WAIT_EXTENSION);
@@ -451,18 +480,13 @@ wait_for_request(Size *nbytes, void **data)
 
 /* Adopt the parent's identity, settings and role; open the transaction. */
 void
-adopt_parent_environment(shm_toc *toc)
+adopt_parent_environment()
 {
 	char	   *gucstate = static_cast<char *>(
-		shm_toc_lookup(toc, kKeyGucState, false));
+		shm_toc_lookup(shm_toc_attach(kTocMagic, dsm_segment_address(child_seg)),
+					   kKeyGucState, false));
 	char		timeout[32];
 	char		appname[NAMEDATALEN + 32];
-
-	BackgroundWorkerInitializeConnectionByOid(hdr->database_id,
-											  hdr->authenticated_user_id, 0);
-
-	/* We talk to the parent, in the database encoding, never to a client. */
-	SetClientEncoding(GetDatabaseEncoding());
 
 	StartTransactionCommand();
 	RestoreGUCState(gucstate);
@@ -496,6 +520,95 @@ adopt_parent_environment(shm_toc *toc)
 	begin_block();
 }
 
+/*
+ * Attach to the segment of the child to serve next.  False if the parent is
+ * already gone (the segment no longer exists).
+ */
+bool
+attach_child(dsm_handle handle)
+{
+	shm_toc    *toc;
+	shm_mq	   *resp;
+	shm_mq	   *req;
+
+	child_seg = dsm_attach(handle);
+	if (child_seg == nullptr)
+		return false;
+	toc = shm_toc_attach(kTocMagic, dsm_segment_address(child_seg));
+	if (toc == nullptr)
+		ereport(FATAL,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("child_txn worker found an invalid shared memory segment")));
+	hdr = static_cast<ChildHeader *>(shm_toc_lookup(toc, kKeyHeader, false));
+	resp = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyResponseQueue, false));
+	req = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyRequestQueue, false));
+	shm_mq_set_sender(resp, MyProc);
+	response_mqh = shm_mq_attach(resp, child_seg, nullptr);
+	shm_mq_set_receiver(req, MyProc);
+	request_mqh = shm_mq_attach(req, child_seg, nullptr);
+
+	self_child_id = hdr->child_id;
+	self_depth = hdr->depth;
+	request_number = UINT32_MAX;	/* the start-up is request -1 */
+	SpinLockAcquire(&hdr->mutex);
+	hdr->worker_pid = MyProcPid;
+	SpinLockRelease(&hdr->mutex);
+	cancel_hdr = hdr;
+	return true;
+}
+
+/*
+ * Done with a child, whichever way it ended: roll back what is left, drop
+ * the execution locks, detach (the parent sees that), and reset the session
+ * so the next child inherits nothing.  A worker that used temporary tables
+ * is not reused (temp_buffers cannot change afterwards).
+ */
+void
+end_child()
+{
+	phase = Phase::Resetting;
+	cancel_hdr = nullptr;
+	AbortOutOfAnyTransaction();
+	txn_open = false;
+	drop_exec_lock(0);
+	drop_exec_lock(1);
+	worker_spool.reset();
+	if (child_seg != nullptr)
+		dsm_detach(child_seg);
+	child_seg = nullptr;
+	hdr = nullptr;
+	request_mqh = nullptr;
+	response_mqh = nullptr;
+	self_child_id = 0;
+	self_depth = 0;
+
+	/* Back to the worker's own identity, then DISCARD ALL. */
+	SetUserIdAndSecContext(GetAuthenticatedUserId(), 0);
+	StartTransactionCommand();
+	{
+		DiscardStmt stmt;
+
+		memset(&stmt, 0, sizeof(stmt));
+		stmt.type = T_DiscardStmt;
+		stmt.target = DISCARD_ALL;
+		DiscardCommand(&stmt, true);
+	}
+	CommitTransactionCommand();
+	if (NLocBuffer > 0)
+		reusable = false;
+	phase = Phase::Idle;
+}
+
+/* Serve one request and answer it; end the child if it is over. */
+void
+serve(RequestCode code, const char *sql)
+{
+	phase = Phase::Executing;
+	handle_request(code, sql);
+	if (!finish_request() || !txn_open)
+		end_child();
+}
+
 } // namespace
 } // namespace child_txn
 
@@ -503,17 +616,20 @@ using namespace child_txn;
 
 /*
  * child_txn_worker_main
- *		Entry point of a child worker; main_arg is the DSM handle.
+ *		Entry point of a child worker.  main_arg is its pool slot; bgw_extra
+ *		holds the slot's generation.
  */
 extern "C" void
 child_txn_worker_main(Datum main_arg)
 {
-	dsm_segment *seg;
-	shm_toc    *toc;
 	sigjmp_buf	local_sigjmp_buf;
+	PoolSlot   *slot;
+	uint32		generation;
+	dsm_handle	first;
 
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGUSR2, parent_cancel_handler);
 	BackgroundWorkerUnblockSignals();
 
 	CurrentMemoryContext = AllocSetContextCreate(TopMemoryContext,
@@ -524,43 +640,26 @@ child_txn_worker_main(Datum main_arg)
 										ALLOCSET_DEFAULT_SIZES);
 	worker_spool.init();
 
-	seg = dsm_attach(DatumGetUInt32(main_arg));
-	if (seg == nullptr)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("child_txn worker could not map its shared memory segment"),
-				 errdetail("The parent session probably ended before the "
-						   "worker started.")));
-	toc = shm_toc_attach(kTocMagic, dsm_segment_address(seg));
-	if (toc == nullptr)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("child_txn worker found an invalid shared memory segment")));
-	hdr = static_cast<ChildHeader *>(shm_toc_lookup(toc, kKeyHeader, false));
-	self_child_id = hdr->child_id;
-	self_depth = hdr->depth;
+	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
+	slot = pool_worker_attach(DatumGetInt32(main_arg), generation);
 
-	shm_mq	   *resp = static_cast<shm_mq *>(
-		shm_toc_lookup(toc, kKeyResponseQueue, false));
-	shm_mq	   *req = static_cast<shm_mq *>(
-		shm_toc_lookup(toc, kKeyRequestQueue, false));
-
-	shm_mq_set_sender(resp, MyProc);
-	response_mqh = shm_mq_attach(resp, seg, nullptr);
-	shm_mq_set_receiver(req, MyProc);
-	request_mqh = shm_mq_attach(req, seg, nullptr);
-
-	/* From here on, errors and notices are spooled for the parent. */
+	/*
+	 * From here on, errors and notices are spooled for the parent.  Attach
+	 * to the first child before connecting, so that a failure to connect
+	 * reaches its parent (drained at exit).
+	 */
 	PqCommMethods = &spool_comm_methods;
 	whereToSendOutput = DestRemote;
 	FrontendProtocol = PG_PROTOCOL_LATEST;
 	before_shmem_exit(worker_exit_callback, (Datum) 0);
 
-	SpinLockAcquire(&hdr->mutex);
-	hdr->worker_pid = MyProcPid;
-	SpinLockRelease(&hdr->mutex);
-
-	adopt_parent_environment(toc);
+	first = pool_worker_first();
+	if (first == DSM_HANDLE_INVALID || !attach_child(first))
+		proc_exit(0);
+	BackgroundWorkerInitializeConnectionByOid(slot->database_id,
+											  slot->user_id, 0);
+	/* We talk to parents, in the database encoding, never to a client. */
+	SetClientEncoding(GetDatabaseEncoding());
 
 	/*
 	 * Error recovery, after PostgresMain: spool the error for the parent,
@@ -573,8 +672,8 @@ child_txn_worker_main(Datum main_arg)
 		disable_all_timeouts(false);
 		QueryCancelPending = false;
 
-		/* An error while sending our answer: the parent cannot be told. */
-		if (phase == Phase::Finishing)
+		/* An error while answering or resetting: start afresh instead. */
+		if (phase == Phase::Finishing || phase == Phase::Resetting)
 		{
 			EmitErrorReport();
 			proc_exit(1);
@@ -583,7 +682,8 @@ child_txn_worker_main(Datum main_arg)
 		EmitErrorReport();
 		debug_query_string = nullptr;
 		AbortCurrentTransaction();
-		/* A failed one-shot or commit ends the child; others leave it failed. */
+		/* A failed start, one-shot or commit ends the child; others leave it
+		 * failed, as a client session's transaction block would be. */
 		if (txn_open && (current_request == RequestCode::OneShot ||
 						 current_request == RequestCode::Commit ||
 						 current_request == RequestCode::Rollback))
@@ -595,18 +695,17 @@ child_txn_worker_main(Datum main_arg)
 		RESUME_INTERRUPTS();
 
 		if (phase == Phase::Executing)
-			finish_request();
+		{
+			if (!finish_request() || !txn_open)
+				end_child();
+		}
 	}
 	PG_exception_stack = &local_sigjmp_buf;
 
-	/*
-	 * Cancel interrupts are held except while a request executes.  The
-	 * start-up counts as a request numbered -1: finishing it takes the lock
-	 * of request 0 and says 'Z', ready.
-	 */
+	/* Cancel interrupts are held except while a request executes. */
 	QueryCancelHoldoffCount = 1;
-	request_number = UINT32_MAX;
-	finish_request();
+	if (phase == Phase::Idle && hdr != nullptr && request_number == UINT32_MAX)
+		serve(RequestCode::Start, "");
 
 	for (;;)
 	{
@@ -618,7 +717,27 @@ child_txn_worker_main(Datum main_arg)
 
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(request_cxt);
-		wait_for_request(&nbytes, &data);
+
+		if (hdr == nullptr)
+		{
+			dsm_handle	next = pool_worker_next(reusable);
+
+			if (next == DSM_HANDLE_INVALID)
+				proc_exit(0);
+			if (!attach_child(next))
+			{
+				end_child();
+				continue;
+			}
+			serve(RequestCode::Start, "");
+			continue;
+		}
+
+		if (!wait_for_request(&nbytes, &data))
+		{
+			end_child();
+			continue;
+		}
 		if (nbytes < 2)
 			ereport(FATAL,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
@@ -628,15 +747,15 @@ child_txn_worker_main(Datum main_arg)
 		memcpy(sql, static_cast<char *>(data) + 1, nbytes - 1);
 		sql[nbytes - 2] = '\0';
 
-		phase = Phase::Executing;
 		QueryCancelPending = false;
 		SpinLockAcquire(&hdr->mutex);
 		abandoned = hdr->abandoned;
 		SpinLockRelease(&hdr->mutex);
 		if (abandoned)
-			parent_gone();
-
-		handle_request(code, sql);
-		finish_request();
+		{
+			end_child();
+			continue;
+		}
+		serve(code, sql);
 	}
 }

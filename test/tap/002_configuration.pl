@@ -42,18 +42,20 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM child_txn.children'),
 	'0', 'the slot was given back');
 $node->stop;
 
-# child_txn.max_children bounds open children.
+# child_txn.max_workers bounds the pool: a child that finds every worker
+# busy waits up to child_txn.worker_wait_timeout, then fails clearly.
 $node = PostgreSQL::Test::Cluster->new('one_child');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'child_txn'");
-$node->append_conf('postgresql.conf', "child_txn.max_children = 1");
+$node->append_conf('postgresql.conf', "child_txn.max_workers = 1");
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION child_txn');
 ($ret, $out, $err) = $node->psql('postgres',
-	"SELECT child_txn.run(\$\$SELECT child_txn.run('SELECT 1')\$\$)");
-isnt($ret, 0, 'a second open child fails when max_children = 1');
-like($err, qr/too many open child transactions/, 'with a clear message');
-like($err, qr/child_txn.max_children/, 'naming the setting');
+	"SET child_txn.worker_wait_timeout = '300ms'; "
+	  . "SELECT child_txn.run(\$\$SELECT child_txn.run('SELECT 1')\$\$)");
+isnt($ret, 0, 'a second open child fails when max_workers = 1');
+like($err, qr/all 1 child transaction workers are busy/, 'with a clear message');
+like($err, qr/child_txn.max_workers/, 'naming the setting');
 is($node->safe_psql('postgres', "SELECT child_txn.run('SELECT 1')"), '1',
 	'one child still works');
 $node->stop;

@@ -1,0 +1,130 @@
+/*
+ * pool.hpp
+ *		The shared-memory pool of child workers, and the registry of the
+ *		children they serve.
+ *
+ * One slot per worker process, child_txn.max_workers slots in all.  A worker
+ * is started for a (database, authenticated user) pair and serves one child
+ * at a time; between children it waits, idle, for the next child of a parent
+ * with the same pair, and exits after child_txn.worker_idle_timeout.  The
+ * slot also describes the child being served, for the child_txn.children
+ * view.
+ *
+ * Locking: the pool LWLock guards every state change (assignment, start,
+ * idle, retire, free).  A slot's generation changes whenever the slot passes
+ * to another process, so a process can tell whether "its" slot is still its
+ * own.  The child's view fields (child_state) are written by the parent under
+ * the slot spinlock, only while the slot still serves that parent's child.
+ */
+#pragma once
+
+#include "pg/postgres_headers.hpp"
+
+namespace child_txn
+{
+
+enum class SlotState : int32
+{
+	Free = 0,			/* no process */
+	Starting,			/* worker registered for an assignment, not yet up */
+	Idle,				/* worker waits for an assignment */
+	Busy,				/* worker serves a child */
+};
+
+/* Life cycle of a child, as the view shows it (written by the parent). */
+enum class ChildState : int32
+{
+	None = 0,
+	Starting,			/* waiting for its worker to be ready */
+	Idle,				/* open, waiting for the parent's next request */
+	Running,			/* executing statements for the parent */
+	Committing,			/* commit requested and under way */
+	Ending,				/* rolling back */
+};
+
+struct PoolSlot
+{
+	slock_t		mutex;			/* guards child_state */
+	uint32		generation;
+	int32		state;			/* SlotState */
+	int32		worker_pid;
+	int			pgprocno;		/* worker's PGPROC number, -1 before start */
+	Oid			database_id;
+	Oid			user_id;		/* authenticated user the worker runs as */
+	dsm_handle	assignment;		/* segment of the child to serve */
+	TimestampTz idle_since;
+
+	/* the child being served (Busy, and Starting for a new worker) */
+	uint32		child_id;
+	uint32		parent_child_id;
+	int32		parent_pid;
+	int32		depth;
+	int32		child_state;	/* ChildState */
+	TimestampTz started_at;
+};
+
+struct Pool
+{
+	LWLock	   *lock;
+	ConditionVariable worker_freed; /* a slot became Idle or Free */
+	pg_atomic_uint32 next_child_id;
+	int			nslots;
+	PoolSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+};
+
+constexpr const char *kPoolTranche = "child_txn_pool";
+
+Size		pool_shmem_size();
+void		pool_shmem_init();
+
+/* Where a new child will run. */
+struct WorkerAssignment
+{
+	int			slot;
+	uint32		generation;
+	bool		needs_start;	/* no idle worker: start one in this slot */
+	int32		worker_pid;		/* of an idle worker taken, else 0 */
+};
+
+/* A new cluster-unique child id (a positive int4). */
+uint32		pool_next_child_id();
+
+/*
+ * Find a worker for a new child of this backend, served through DSM
+ * segment `assignment`: an idle worker of our (database, user), else a free
+ * slot (or an idle slot of another pair, whose worker is retired) for a new
+ * worker.  When every slot is busy, wait up to child_txn.worker_wait_timeout
+ * for one, then fail with ERRCODE_INSUFFICIENT_RESOURCES.
+ */
+WorkerAssignment pool_assign(dsm_handle assignment, uint32 child_id,
+							 uint32 parent_child_id, int32 depth);
+
+/* Give back a slot whose new worker could not be registered. */
+void		pool_unassign(const WorkerAssignment &a);
+
+/* Does the slot still serve this child (worker alive and on it)? */
+bool		pool_serves(const WorkerAssignment &a, uint32 child_id);
+
+/* Parent: publish the state of its child, if the slot still serves it. */
+void		pool_set_child_state(const WorkerAssignment &a, uint32 child_id,
+								 ChildState state);
+
+/* Find the slot serving a child; copy its parent pid.  False if none. */
+bool		pool_find_child(uint32 child_id, int32 *parent_pid);
+
+/* ---- worker side ---- */
+
+/* Claim slot `index` (generation from bgw_extra) for this worker process. */
+PoolSlot   *pool_worker_attach(int index, uint32 generation);
+
+/*
+ * Done with a child: go idle and wait for the next assignment.  Returns its
+ * DSM handle, or DSM_HANDLE_INVALID when the worker should exit (idle
+ * timeout, or the slot was given to another pair).
+ */
+dsm_handle	pool_worker_next(bool reusable);
+
+/* The assignment a worker was started for. */
+dsm_handle	pool_worker_first();
+
+} // namespace child_txn
