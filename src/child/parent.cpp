@@ -318,7 +318,7 @@ wait_for_child(ChildConn *conn, uint32 request)
 	int			saved_lock_timeout = LockTimeout;
 	LOCKTAG		tag;
 
-	set_exec_locktag(&tag, MyDatabaseId, conn->child_id, request);
+	set_exec_locktag(&tag, MyDatabaseId, conn->where.slot, request);
 	LockTimeout = 0;
 	PG_TRY();
 	{
@@ -395,10 +395,42 @@ create_segment(Size segsize)
 	return seg;
 }
 
+/*
+ * A worker we started says 'Z' once it has set our child up.  This is a
+ * wait on the queue, not on a lock: the new worker holds nothing we need,
+ * and its death ends the wait (the queue has its worker handle).
+ */
+void
+await_handshake(ChildConn *conn)
+{
+	RequestResult result;
+
+	pool_set_child_state(conn->where, conn->child_id, ChildState::Starting);
+	SpinLockAcquire(&conn->hdr->mutex);
+	conn->hdr->request_inflight = true;
+	SpinLockRelease(&conn->hdr->mutex);
+	conn->request_pending = true;
+	PG_TRY();
+	{
+		result = read_response(conn, nullptr, nullptr);
+	}
+	PG_CATCH();
+	{
+		if (conn->request_pending || conn->seg == nullptr)
+			child_discard(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (result.txn_status == kTxnIdle)
+		child_discard(conn);
+	else
+		pool_set_child_state(conn->where, conn->child_id, ChildState::Idle);
+}
+
 } // namespace
 
 ChildConn *
-child_launch(int isolation_level)
+child_launch(int isolation_level, bool confirm)
 {
 	shm_toc_estimator estimator;
 	Size		guc_len;
@@ -506,10 +538,18 @@ child_launch(int isolation_level)
 
 	MemoryContextSwitchTo(old_cxt);
 
-	/* The start-up is request -1: the worker adopts our environment. */
-	conn->next_request = UINT32_MAX;
-	(void) child_request(conn, RequestCode::Start, "", nullptr);
-	pool_set_child_state(conn->where, conn->child_id, ChildState::Idle);
+	/*
+	 * A new worker announces itself once it has set the child up; an idle
+	 * one sets the child up as part of its first request (see protocol.hpp),
+	 * unless the caller wants the set-up confirmed now.
+	 */
+	conn->next_request = conn->where.next_request;
+	if (conn->where.needs_start)
+		await_handshake(conn);
+	else if (confirm)
+		(void) child_request(conn, RequestCode::Start, "", nullptr);
+	else
+		pool_set_child_state(conn->where, conn->child_id, ChildState::Idle);
 	return conn;
 }
 
@@ -532,21 +572,17 @@ child_request(ChildConn *conn, RequestCode code, const char *sql,
 
 	PG_TRY();
 	{
-		/* The start-up request is implicit: the worker begins on its own. */
-		if (code != RequestCode::Start)
-		{
-			shm_mq_iovec iov[2];
-			char		codebyte = static_cast<char>(code);
+		shm_mq_iovec iov[2];
+		char		codebyte = static_cast<char>(code);
 
-			iov[0].data = &codebyte;
-			iov[0].len = 1;
-			iov[1].data = sql;
-			iov[1].len = strlen(sql) + 1;
-			if (shm_mq_sendv(conn->request_mqh, iov, 2, false, true) !=
-				SHM_MQ_SUCCESS)
-				report_worker_gone(conn->child_id);
-			wait_for_child(conn, request);
-		}
+		iov[0].data = &codebyte;
+		iov[0].len = 1;
+		iov[1].data = sql;
+		iov[1].len = strlen(sql) + 1;
+		if (shm_mq_sendv(conn->request_mqh, iov, 2, false, true) !=
+			SHM_MQ_SUCCESS)
+			report_worker_gone(conn->child_id);
+		wait_for_child(conn, request);
 		result = read_response(conn, sql, sink);
 	}
 	PG_CATCH();
@@ -687,7 +723,7 @@ child_txn_begin(PG_FUNCTION_ARGS)
 					 errhint("Use 'read committed', 'repeatable read' or "
 							 "'serializable'.")));
 	}
-	PG_RETURN_INT32(static_cast<int32>(child_launch(level)->child_id));
+	PG_RETURN_INT32(static_cast<int32>(child_launch(level, true)->child_id));
 }
 
 /*
@@ -778,7 +814,7 @@ extern "C" Datum
 child_txn_run(PG_FUNCTION_ARGS)
 {
 	char	   *sql = sql_arg(fcinfo, 0, "child_txn.run()");
-	ChildConn  *conn = child_launch(XACT_READ_COMMITTED);
+	ChildConn  *conn = child_launch(XACT_READ_COMMITTED, false);
 
 	PG_RETURN_INT64(child_request(conn, RequestCode::OneShot, sql, nullptr).nprocessed);
 }

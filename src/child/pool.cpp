@@ -64,6 +64,7 @@ free_slot(PoolSlot *slot)
 	slot->state = static_cast<int32>(SlotState::Free);
 	slot->worker_pid = 0;
 	slot->pgprocno = -1;
+	slot->next_request = 0;
 	slot->database_id = InvalidOid;
 	slot->user_id = InvalidOid;
 	clear_child(slot);
@@ -130,7 +131,7 @@ WorkerAssignment
 pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 			int32 depth)
 {
-	WorkerAssignment result = {-1, 0, false, 0};
+	WorkerAssignment result = {-1, 0, false, 0, 0};
 	Oid			user = GetAuthenticatedUserId();
 	TimestampTz deadline = TimestampTzPlusMilliseconds(
 		GetCurrentTimestamp(), settings::worker_wait_timeout);
@@ -171,6 +172,7 @@ pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 			result.slot = static_cast<int>(chosen - pool->slots);
 			result.generation = chosen->generation;
 			result.worker_pid = chosen->worker_pid;
+			result.next_request = chosen->next_request;
 			latch_procno = chosen->pgprocno;
 		}
 		else if (free_one != nullptr || stranger != nullptr)
@@ -306,6 +308,12 @@ pool_worker_attach(int index, uint32 generation)
 	return s;
 }
 
+int
+pool_worker_slot()
+{
+	return static_cast<int>(my_slot - pool->slots);
+}
+
 dsm_handle
 pool_worker_first()
 {
@@ -319,7 +327,7 @@ pool_worker_first()
 }
 
 dsm_handle
-pool_worker_next(bool reusable)
+pool_worker_next(bool reusable, uint32 next_request)
 {
 	LWLockAcquire(pool->lock, LW_EXCLUSIVE);
 	if (my_slot->generation != my_generation || !reusable)
@@ -332,6 +340,7 @@ pool_worker_next(bool reusable)
 		return DSM_HANDLE_INVALID;
 	}
 	my_slot->state = static_cast<int32>(SlotState::Idle);
+	my_slot->next_request = next_request;
 	clear_child(my_slot);
 	my_slot->idle_since = GetCurrentTimestamp();
 	LWLockRelease(pool->lock);

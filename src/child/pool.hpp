@@ -52,6 +52,7 @@ struct PoolSlot
 	Oid			database_id;
 	Oid			user_id;		/* authenticated user the worker runs as */
 	dsm_handle	assignment;		/* segment of the child to serve */
+	uint32		next_request;	/* number of the worker's next request */
 	TimestampTz idle_since;
 
 	/* the child being served (Busy, and Starting for a new worker) */
@@ -84,6 +85,7 @@ struct WorkerAssignment
 	uint32		generation;
 	bool		needs_start;	/* no idle worker: start one in this slot */
 	int32		worker_pid;		/* of an idle worker taken, else 0 */
+	uint32		next_request;	/* number of the worker's next request */
 };
 
 /* A new cluster-unique child id (a positive int4). */
@@ -117,12 +119,16 @@ bool		pool_find_child(uint32 child_id, int32 *parent_pid);
 /* Claim slot `index` (generation from bgw_extra) for this worker process. */
 PoolSlot   *pool_worker_attach(int index, uint32 generation);
 
+/* The pool slot of this worker process. */
+int			pool_worker_slot();
+
 /*
- * Done with a child: go idle and wait for the next assignment.  Returns its
- * DSM handle, or DSM_HANDLE_INVALID when the worker should exit (idle
- * timeout, or the slot was given to another pair).
+ * Done with a child: go idle and wait for the next assignment.  The worker
+ * holds the execution lock of request number next_request already.  Returns
+ * the DSM handle of the next child, or DSM_HANDLE_INVALID when the worker
+ * should exit (idle timeout, or the slot was given to another pair).
  */
-dsm_handle	pool_worker_next(bool reusable);
+dsm_handle	pool_worker_next(bool reusable, uint32 next_request);
 
 /* The assignment a worker was started for. */
 dsm_handle	pool_worker_first();

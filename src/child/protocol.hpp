@@ -5,27 +5,36 @@
  *
  * The central rule (DESIGN.md 3.3): whenever a parent waits for its child,
  * it waits in the lock manager on a lock the child holds, so that the
- * deadlock detector sees the edge parent -> child.  Each child has two
- * *execution locks*, lock tags unique to it, used alternately: request
- * number n (counting from 0 on both sides) is covered by ExecLock[n % 2].
+ * deadlock detector sees the edge parent -> child.  Each worker (pool slot)
+ * has two *execution locks*, lock tags unique to the slot, used alternately:
+ * the worker numbers the requests it serves, across all its children, and
+ * request number n is covered by ExecLock[n % 2].
  *
- *	 child:  holds ExecLock[n % 2] in ExclusiveLock (a session lock) from
- *			 before it announces it is ready for request n until that request
- *			 is finished and its output is spooled.  To finish, it first takes
- *			 ExecLock[(n + 1) % 2] (free: the parent dropped it before sending
- *			 request n), then releases ExecLock[n % 2], streams the spool to
- *			 the parent and sends 'Z'.
+ *	 worker: holds ExecLock[n % 2] in ExclusiveLock (a session lock) from
+ *			 before request n can be sent to it (also while it idles in the
+ *			 pool) until that request is finished and its output is spooled.
+ *			 To finish, it first takes ExecLock[(n + 1) % 2] (free: the
+ *			 parent dropped it before sending request n), then releases
+ *			 ExecLock[n % 2], streams the spool to the parent and sends 'Z'.
  *	 parent: sends request n, then waits for ShareLock on ExecLock[n % 2];
  *			 once granted it drops the lock at once and reads the response.
+ *			 It learns n from the pool slot when it is given the worker.
  *
- * So the lock a parent waits on is always held by the child until the
+ * So the lock a parent waits on is always held by the worker until the
  * request is done, whether the parent starts waiting before or after the
- * child finishes; and the child never blocks on the queue or a latch while
- * holding the lock its parent waits on.  If the child dies, its locks go
- * with it and the parent's wait ends with the detached queue.  Aborting the
- * child's transaction releases its execution locks too (session locks of
- * the default lock method go at abort); that is harmless because the error
- * is spooled by then, and the child takes the next lock before 'Z'.
+ * worker finishes, and even when the worker has not yet woken up for a new
+ * child; and the worker never blocks on the queue or a latch while holding
+ * the lock its parent waits on.  If the worker dies, its locks go with it
+ * and the parent's wait ends with the detached queue.  Aborting the child's
+ * transaction releases the execution locks too (session locks of the
+ * default lock method go at abort); that is harmless because the error is
+ * spooled by then, and the worker takes the next lock before 'Z'.
+ *
+ * A child's environment (the parent's identity and settings, its
+ * transaction block) is set up by the worker before it serves the child's
+ * first request, as part of that request: no extra round trip.  Only a
+ * worker started for the child announces itself with a 'Z' first, which
+ * the parent awaits on the queue (the worker holds no lock it could need).
  *
  * Requests (parent -> child queue): one byte of RequestCode, then the SQL
  * text with its terminating NUL (empty for Commit and Rollback).
@@ -57,7 +66,7 @@ constexpr Size kResponseQueueSize = 64 * 1024;
 /* What the parent asks of its child. */
 enum class RequestCode : char
 {
-	Start = 'S',		/* (internal) adopt the parent's environment, begin */
+	Start = 'S',		/* nothing more than setting the child up */
 	Exec = 'X',			/* run statements, discard rows, report the count */
 	Query = 'Q',		/* run statements, return rows */
 	OneShot = 'O',		/* Exec, then commit if it succeeded */
@@ -115,19 +124,18 @@ struct ChildHeader
 constexpr uint32 kExecLockClass = 0x4354;
 
 /*
- * Execution lock number parity (0 or 1) of a child.  It shows in pg_locks as
- * locktype 'userlock' with database = the child's database, classid =
- * 17236, objid = the child's handle and objsubid = parity.  It belongs to
- * the default lock method, so nothing a user can run
+ * Execution lock number n of the worker in pool slot `slot`.  It shows in
+ * pg_locks as locktype 'userlock' with database = the worker's database,
+ * classid = 17236, objid = the pool slot and objsubid = n % 2.  It belongs
+ * to the default lock method, so nothing a user can run
  * (pg_advisory_unlock_all, DISCARD) releases it.
  */
 inline void
-set_exec_locktag(LOCKTAG *tag, Oid database_id, uint32 child_id,
-				 uint32 parity)
+set_exec_locktag(LOCKTAG *tag, Oid database_id, int slot, uint32 parity)
 {
 	tag->locktag_field1 = database_id;
 	tag->locktag_field2 = kExecLockClass;
-	tag->locktag_field3 = child_id;
+	tag->locktag_field3 = static_cast<uint32>(slot);
 	tag->locktag_field4 = static_cast<uint16>(parity & 1);
 	tag->locktag_type = LOCKTAG_USERLOCK;
 	tag->locktag_lockmethodid = DEFAULT_LOCKMETHOD;

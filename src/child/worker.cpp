@@ -50,6 +50,10 @@ bool		reusable = true;	/* may serve another child after this one */
 shm_mq_handle *request_mqh = nullptr;
 shm_mq_handle *response_mqh = nullptr;
 uint32		request_number = 0;	/* of the request being served / next */
+int			lock_slot = -1;		/* our pool slot: names our execution locks */
+Oid			lock_database = InvalidOid;
+bool		child_started = false;	/* the child's environment is set up */
+bool		handshake = false;	/* announcing a new worker's first child */
 MemoryContext request_cxt = nullptr;
 volatile Phase phase = Phase::Idle;
 RequestCode current_request = RequestCode::Exec;
@@ -102,14 +106,21 @@ const PQcommMethods spool_comm_methods = {
 
 /*
  * At exit, hand what is spooled (typically the FATAL that ends us) to the
- * parent without waiting.  Registered before InitPostgres, so it runs after
- * ShutdownPostgres has rolled back our transaction and released our locks.
+ * parent without waiting, then release our execution locks.  Registered
+ * before InitPostgres, so it runs after ShutdownPostgres has rolled back our
+ * transaction.  The release matters: ShutdownPostgres releases session
+ * locks of the default lock method only if a transaction was open, and a
+ * lock left behind would outlive us in the shared lock table (a parent
+ * waiting on it would wait forever, and the next process to get our PGPROC
+ * would find it "already held").
  */
 void
 worker_exit_callback(int code, Datum arg)
 {
 	if (response_mqh != nullptr && !worker_spool.empty())
 		(void) worker_spool.drain(response_mqh, true);
+	if (MyProc != nullptr)
+		LockReleaseSession(DEFAULT_LOCKMETHOD);
 }
 
 /*
@@ -145,14 +156,19 @@ report_idle_state()
 	set_ps_display(txn_open ? "idle in transaction" : "idle");
 }
 
-/* Take execution lock number n (see protocol.hpp); never waits in practice. */
+/*
+ * Take execution lock number n (see protocol.hpp), unless we hold it
+ * already (a second acquisition would need a second release); never waits
+ * in practice.
+ */
 void
 take_exec_lock(uint32 n)
 {
 	LOCKTAG		tag;
 
-	set_exec_locktag(&tag, hdr->database_id, hdr->child_id, n);
-	(void) LockAcquire(&tag, ExclusiveLock, true, false);
+	set_exec_locktag(&tag, lock_database, lock_slot, n);
+	if (!LockHeldByMe(&tag, ExclusiveLock))
+		(void) LockAcquire(&tag, ExclusiveLock, true, false);
 }
 
 /* Drop execution lock number n, unless an abort already did. */
@@ -161,24 +177,30 @@ drop_exec_lock(uint32 n)
 {
 	LOCKTAG		tag;
 
-	set_exec_locktag(&tag, hdr->database_id, hdr->child_id, n);
+	set_exec_locktag(&tag, lock_database, lock_slot, n);
 	if (LockHeldByMe(&tag, ExclusiveLock))
 		LockRelease(&tag, ExclusiveLock, true);
 }
 
 /*
  * Finish a request: take the next request's execution lock, release this
- * one's (waking the parent), stream the spool, and send 'Z'.  Cancel
- * interrupts are held: a cancel meant for the finished request must not hit
- * this.  Returns false if the parent is gone.
+ * one's (waking the parent), stream the spool, and send 'Z'.  (A new
+ * worker's handshake only streams and says 'Z'.)  Cancel interrupts are
+ * held: a cancel meant for the finished request must not hit this.  Returns
+ * false if the parent is gone.
  */
 bool
 finish_request()
 {
 	phase = Phase::Finishing;
-	take_exec_lock(request_number + 1);
-	drop_exec_lock(request_number);
-	request_number++;
+	if (handshake)
+		handshake = false;		/* not a request: no lock changes hands */
+	else
+	{
+		take_exec_lock(request_number + 1);
+		drop_exec_lock(request_number);
+		request_number++;
+	}
 	if (worker_spool.drain(response_mqh, false) != SHM_MQ_SUCCESS)
 		return false;
 
@@ -422,10 +444,16 @@ handle_request(RequestCode code, const char *sql)
 	/* A cancel is for this request from here on, and only until it ends. */
 	RESUME_CANCEL_INTERRUPTS();
 
+	/* The child's first request sets it up first (see protocol.hpp). */
+	if (!child_started)
+	{
+		adopt_parent_environment();
+		child_started = true;
+	}
+
 	switch (code)
 	{
 		case RequestCode::Start:
-			adopt_parent_environment();
 			break;
 		case RequestCode::Exec:
 		case RequestCode::Query:
@@ -520,6 +548,13 @@ adopt_parent_environment()
 	begin_block();
 }
 
+/* Runs before the child's segment is unmapped (also at exit). */
+void
+forget_cancel_header(dsm_segment *seg, Datum arg)
+{
+	cancel_hdr = nullptr;
+}
+
 /*
  * Attach to the segment of the child to serve next.  False if the parent is
  * already gone (the segment no longer exists).
@@ -540,6 +575,8 @@ attach_child(dsm_handle handle)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("child_txn worker found an invalid shared memory segment")));
 	hdr = static_cast<ChildHeader *>(shm_toc_lookup(toc, kKeyHeader, false));
+	/* The SIGUSR2 handler must never look at an unmapped header. */
+	on_dsm_detach(child_seg, forget_cancel_header, (Datum) 0);
 	resp = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyResponseQueue, false));
 	req = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyRequestQueue, false));
 	shm_mq_set_sender(resp, MyProc);
@@ -549,7 +586,7 @@ attach_child(dsm_handle handle)
 
 	self_child_id = hdr->child_id;
 	self_depth = hdr->depth;
-	request_number = UINT32_MAX;	/* the start-up is request -1 */
+	child_started = false;
 	SpinLockAcquire(&hdr->mutex);
 	hdr->worker_pid = MyProcPid;
 	SpinLockRelease(&hdr->mutex);
@@ -570,8 +607,9 @@ end_child()
 	cancel_hdr = nullptr;
 	AbortOutOfAnyTransaction();
 	txn_open = false;
-	drop_exec_lock(0);
-	drop_exec_lock(1);
+	/* Keep (or, after an abort, take back) the lock of our next request. */
+	drop_exec_lock(request_number + 1);
+	take_exec_lock(request_number);
 	worker_spool.reset();
 	if (child_seg != nullptr)
 		dsm_detach(child_seg);
@@ -661,6 +699,12 @@ child_txn_worker_main(Datum main_arg)
 	/* We talk to parents, in the database encoding, never to a client. */
 	SetClientEncoding(GetDatabaseEncoding());
 
+	/* Hold the lock of request 0 from now on (see protocol.hpp). */
+	lock_slot = pool_worker_slot();
+	lock_database = slot->database_id;
+	request_number = 0;
+	take_exec_lock(0);
+
 	/*
 	 * Error recovery, after PostgresMain: spool the error for the parent,
 	 * abort, and finish the request so the parent gets its answer.
@@ -702,10 +746,16 @@ child_txn_worker_main(Datum main_arg)
 	}
 	PG_exception_stack = &local_sigjmp_buf;
 
-	/* Cancel interrupts are held except while a request executes. */
+	/*
+	 * Cancel interrupts are held except while a request executes.  The
+	 * first child of a new worker gets a handshake: set it up, say 'Z'.
+	 */
 	QueryCancelHoldoffCount = 1;
-	if (phase == Phase::Idle && hdr != nullptr && request_number == UINT32_MAX)
+	if (hdr != nullptr && !child_started && phase == Phase::Idle)
+	{
+		handshake = true;
 		serve(RequestCode::Start, "");
+	}
 
 	for (;;)
 	{
@@ -720,16 +770,12 @@ child_txn_worker_main(Datum main_arg)
 
 		if (hdr == nullptr)
 		{
-			dsm_handle	next = pool_worker_next(reusable);
+			dsm_handle	next = pool_worker_next(reusable, request_number);
 
 			if (next == DSM_HANDLE_INVALID)
 				proc_exit(0);
 			if (!attach_child(next))
-			{
 				end_child();
-				continue;
-			}
-			serve(RequestCode::Start, "");
 			continue;
 		}
 

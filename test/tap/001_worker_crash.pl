@@ -96,5 +96,9 @@ sub start_parent
 		'0', 'nothing of the orphaned child is committed');
 }
 
+# Nothing crashed on its own along the way (the SIGKILL above is ours).
+unlike(slurp_file($node->logfile), qr/terminated by signal (?:6|11)/,
+	'no process crashed');
+
 $node->stop;
 done_testing();

@@ -1,0 +1,59 @@
+# The worker pool across processes: idle workers exit after
+# child_txn.worker_idle_timeout, an idle worker of another database is
+# retired to make room, and no exiting worker leaves a lock behind.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('pool');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'child_txn'");
+$node->append_conf('postgresql.conf', "child_txn.max_workers = 1");
+$node->append_conf('postgresql.conf', "child_txn.worker_idle_timeout = '300ms'");
+$node->start;
+$node->safe_psql('postgres', 'CREATE DATABASE other');
+for my $db ('postgres', 'other')
+{
+	$node->safe_psql($db, 'CREATE EXTENSION child_txn');
+	$node->safe_psql($db, 'CREATE TABLE t (a int)');
+}
+
+my $workers = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'child_txn worker'";
+# Execution locks whose holder is gone would be leaked lock-table entries.
+my $stale = "SELECT count(*) FROM pg_locks l WHERE locktype = 'userlock' AND classid = 17236 "
+  . "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.pid)";
+
+is($node->safe_psql('postgres', "SELECT child_txn.run('INSERT INTO t VALUES (1)')"),
+	'1', 'a child runs');
+is($node->safe_psql('postgres', $workers), '1', 'its worker stays in the pool');
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'child_txn worker'", 't'),
+	'the idle worker exits after worker_idle_timeout');
+is($node->safe_psql('postgres', $stale), '0', 'and leaves no lock behind');
+is($node->safe_psql('postgres', "SELECT child_txn.run('INSERT INTO t VALUES (2)')"),
+	'1', 'a new worker serves the next child');
+
+# The only slot holds an idle worker of database postgres; a child in
+# database other retires it and gets a worker of its own.
+$node->safe_psql('postgres', "ALTER SYSTEM SET child_txn.worker_idle_timeout = 0");
+$node->reload;
+is($node->safe_psql('postgres', "SELECT child_txn.run('INSERT INTO t VALUES (3)')"),
+	'1', 'a worker for postgres');
+is($node->safe_psql('other', "SELECT child_txn.run('INSERT INTO t VALUES (4)')"),
+	'1', 'a child in another database retires it and runs');
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'child_txn worker' "
+		  . "AND datname = 'other'", 't'),
+	'one worker, of database other');
+is($node->safe_psql('postgres', $stale), '0', 'no lock left behind by the retired worker');
+is($node->safe_psql('postgres', "SELECT child_txn.run('INSERT INTO t VALUES (5)')"),
+	'1', 'and back again');
+is($node->safe_psql('postgres', 'SELECT string_agg(a::text, \',\' ORDER BY a) FROM t'),
+	'1,2,3,5', 'every child committed in postgres');
+is($node->safe_psql('other', 'SELECT string_agg(a::text, \',\' ORDER BY a) FROM t'),
+	'4', 'and in other');
+
+$node->stop;
+done_testing();
