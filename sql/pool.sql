@@ -66,4 +66,17 @@ SELECT child_txn.begin() AS h \gset
 SELECT * FROM child_txn.query(:h, $$SELECT count(*) FROM pg_class WHERE relname = 'leftover'$$) AS t(n bigint);
 SELECT child_txn.rollback(:h);
 COMMIT;
+-- A worker whose child left its settings alone skips restoring identical
+-- settings for the next child; a changed setting of the caller, or a
+-- SET LOCAL inside the previous child, must still come out right.
+SET my.x = 'a';
+SELECT child_txn.run($$DO $d$ BEGIN RAISE NOTICE 'my.x=%', current_setting('my.x'); END $d$ $$);
+SELECT pg_temp.wait_pool();
+SELECT child_txn.run($$SET LOCAL my.x = 'local'; SET LOCAL work_mem = '9MB'$$);
+SELECT pg_temp.wait_pool();
+SELECT child_txn.run($$DO $d$ BEGIN RAISE NOTICE 'my.x=% work_mem=%', current_setting('my.x'), current_setting('work_mem'); END $d$ $$);
+SET my.x = 'b';
+SELECT pg_temp.wait_pool();
+SELECT child_txn.run($$DO $d$ BEGIN RAISE NOTICE 'my.x=%', current_setting('my.x'); END $d$ $$);
+RESET my.x;
 DROP ROLE pool_r;

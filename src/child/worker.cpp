@@ -53,6 +53,23 @@ uint32		request_number = 0;	/* of the request being served / next */
 int			lock_slot = -1;		/* our pool slot: names our execution locks */
 Oid			lock_database = InvalidOid;
 bool		child_started = false;	/* the child's environment is set up */
+
+/*
+ * Settings reuse.  Restoring a parent's settings costs more than the rest of
+ * a small child's set-up, and consecutive children of one pool worker
+ * usually come with identical settings.  So the worker keeps the parent
+ * settings it restored last and a snapshot of its own settings right after
+ * the set-up; if, when the child ends, its settings still equal that
+ * snapshot (the child changed none, or only inside its rolled-back or
+ * committed transaction in ways undone), and the next parent's settings are
+ * byte-identical to the last, the restore is skipped.  Otherwise the
+ * session is reset in full (DISCARD ALL) and the settings restored.
+ */
+char	   *last_parent_settings = nullptr;
+Size		last_parent_settings_len = 0;
+char	   *settings_snapshot = nullptr;
+Size		settings_snapshot_len = 0;
+bool		settings_clean = false;	/* our settings equal the snapshot */
 bool		handshake = false;	/* announcing a new worker's first child */
 MemoryContext request_cxt = nullptr;
 volatile Phase phase = Phase::Idle;
@@ -61,6 +78,21 @@ bool		txn_open = false;	/* the child's transaction block is open */
 ReadyBody	ready;
 
 void		adopt_parent_environment();
+
+/* Serialize this process's settings into a buffer in TopMemoryContext. */
+char *
+serialize_own_settings(Size *len)
+{
+	Size		space = EstimateGUCStateSpace();
+	char	   *buf = static_cast<char *>(
+		MemoryContextAllocZero(TopMemoryContext, space));
+	Size		used;
+
+	SerializeGUCState(space, buf);
+	memcpy(&used, buf, sizeof(Size));
+	*len = sizeof(Size) + used;
+	return buf;
+}
 
 /* ---- output redirection: every protocol message goes to the spool ---- */
 
@@ -516,8 +548,25 @@ adopt_parent_environment()
 	char		timeout[32];
 	char		appname[NAMEDATALEN + 32];
 
+	Size		parent_len;
+
+	memcpy(&parent_len, gucstate, sizeof(Size));
+	parent_len += sizeof(Size);
+
 	StartTransactionCommand();
-	RestoreGUCState(gucstate);
+	if (!(settings_clean && last_parent_settings != nullptr &&
+		  parent_len == last_parent_settings_len &&
+		  memcmp(gucstate, last_parent_settings, parent_len) == 0))
+	{
+		settings_clean = false;
+		RestoreGUCState(gucstate);
+		if (last_parent_settings != nullptr)
+			pfree(last_parent_settings);
+		last_parent_settings = static_cast<char *>(
+			MemoryContextAlloc(TopMemoryContext, parent_len));
+		memcpy(last_parent_settings, gucstate, parent_len);
+		last_parent_settings_len = parent_len;
+	}
 
 	snprintf(timeout, sizeof(timeout), "%d", hdr->deadlock_timeout_ms);
 	(void) set_config_option("deadlock_timeout", timeout, PGC_SUSET,
@@ -530,6 +579,10 @@ adopt_parent_environment()
 	(void) set_config_option("application_name", appname, PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
 	CommitTransactionCommand();
+
+	if (settings_snapshot != nullptr)
+		pfree(settings_snapshot);
+	settings_snapshot = serialize_own_settings(&settings_snapshot_len);
 
 	/* RestoreGUCState may have re-applied the parent's client_encoding. */
 	SetClientEncoding(GetDatabaseEncoding());
@@ -620,9 +673,35 @@ end_child()
 	self_child_id = 0;
 	self_depth = 0;
 
-	/* Back to the worker's own identity, then DISCARD ALL. */
+	/* Did the child leave our settings as it found them? */
+	settings_clean = false;
+	if (settings_snapshot != nullptr)
+	{
+		Size		len;
+		char	   *now = serialize_own_settings(&len);
+
+		settings_clean = len == settings_snapshot_len &&
+			memcmp(now, settings_snapshot, len) == 0;
+		pfree(now);
+	}
+
+	/*
+	 * Back to the worker's own identity, then DISCARD ALL; with clean
+	 * settings, everything DISCARD ALL does but resetting them.
+	 */
 	SetUserIdAndSecContext(GetAuthenticatedUserId(), 0);
 	StartTransactionCommand();
+	if (settings_clean)
+	{
+		PortalHashTableDeleteAll();
+		DropAllPreparedStatements();
+		Async_UnlistenAll();
+		LockReleaseAll(USER_LOCKMETHOD, true);
+		ResetPlanCache();
+		ResetTempTableNamespace();
+		ResetSequenceCaches();
+	}
+	else
 	{
 		DiscardStmt stmt;
 
