@@ -442,6 +442,7 @@ child_launch(int isolation_level, bool confirm)
 	shm_mq	   *request_mq;
 	shm_mq	   *response_mq;
 	ChildConn  *conn;
+	ChildConn  *volatile registered = nullptr;
 	Oid			current_user;
 	int			sec_context;
 
@@ -477,64 +478,80 @@ child_launch(int isolation_level, bool confirm)
 	segsize = shm_toc_estimate(&estimator);
 
 	seg = create_segment(segsize);
-	toc = shm_toc_create(kTocMagic, dsm_segment_address(seg), segsize);
 
-	hdr = static_cast<ChildHeader *>(shm_toc_allocate(toc, sizeof(ChildHeader)));
-	memset(hdr, 0, sizeof(ChildHeader));
-	SpinLockInit(&hdr->mutex);
-	shm_toc_insert(toc, kKeyHeader, hdr);
-	on_dsm_detach(seg, parent_on_detach, PointerGetDatum(hdr));
-
-	hdr->child_id = pool_next_child_id();
-	hdr->parent_child_id = self_child_id;
-	hdr->depth = self_depth + 1;
-	hdr->parent_pid = MyProcPid;
-	hdr->database_id = MyDatabaseId;
-	hdr->authenticated_user_id = GetAuthenticatedUserId();
-	hdr->outer_user_id = GetCurrentRoleId();
-	hdr->outer_is_superuser = session_auth_is_superuser;
-	GetUserIdAndSecContext(&current_user, &sec_context);
-	hdr->current_user_id = current_user;
-	hdr->sec_context = sec_context;
-	hdr->isolation_level = isolation_level;
-	hdr->deadlock_timeout_ms = Min(DeadlockTimeout,
-								   settings::child_deadlock_timeout);
-	if (application_name != nullptr)
-		strlcpy(hdr->application_name, application_name, NAMEDATALEN);
-
-	gucspace = static_cast<char *>(shm_toc_allocate(toc, guc_len));
-	SerializeGUCState(guc_len, gucspace);
-	shm_toc_insert(toc, kKeyGucState, gucspace);
-
-	request_mq = shm_mq_create(shm_toc_allocate(toc, kRequestQueueSize),
-							   kRequestQueueSize);
-	shm_toc_insert(toc, kKeyRequestQueue, request_mq);
-	shm_mq_set_sender(request_mq, MyProc);
-	response_mq = shm_mq_create(shm_toc_allocate(toc, kResponseQueueSize),
-								kResponseQueueSize);
-	shm_toc_insert(toc, kKeyResponseQueue, response_mq);
-	shm_mq_set_receiver(response_mq, MyProc);
-
-	conn = static_cast<ChildConn *>(palloc0(sizeof(ChildConn)));
-	conn->child_id = hdr->child_id;
-	conn->seg = seg;
-	conn->hdr = hdr;
-	conn->response_mq = response_mq;
-	conn->request_mqh = shm_mq_attach(request_mq, seg, nullptr);
-	conn->response_mqh = shm_mq_attach(response_mq, seg, nullptr);
-	remember_child(conn);
-
-	/* A worker: an idle one of our pool, or a new one. */
-	conn->where = pool_assign(dsm_segment_handle(seg), conn->child_id,
-							  self_child_id, self_depth + 1);
-	if (conn->where.needs_start)
-		start_worker(conn);
-	else
+	/* Until the child is set up, an error must not leave the segment behind. */
+	PG_TRY();
 	{
-		SpinLockAcquire(&hdr->mutex);
-		hdr->worker_pid = conn->where.worker_pid;
-		SpinLockRelease(&hdr->mutex);
+		toc = shm_toc_create(kTocMagic, dsm_segment_address(seg), segsize);
+
+		hdr = static_cast<ChildHeader *>(shm_toc_allocate(toc, sizeof(ChildHeader)));
+		memset(hdr, 0, sizeof(ChildHeader));
+		SpinLockInit(&hdr->mutex);
+		shm_toc_insert(toc, kKeyHeader, hdr);
+		on_dsm_detach(seg, parent_on_detach, PointerGetDatum(hdr));
+
+		hdr->child_id = pool_next_child_id();
+		hdr->parent_child_id = self_child_id;
+		hdr->depth = self_depth + 1;
+		hdr->parent_pid = MyProcPid;
+		hdr->database_id = MyDatabaseId;
+		hdr->authenticated_user_id = GetAuthenticatedUserId();
+		hdr->outer_user_id = GetCurrentRoleId();
+		hdr->outer_is_superuser = session_auth_is_superuser;
+		GetUserIdAndSecContext(&current_user, &sec_context);
+		hdr->current_user_id = current_user;
+		hdr->sec_context = sec_context;
+		hdr->isolation_level = isolation_level;
+		hdr->deadlock_timeout_ms = Min(DeadlockTimeout,
+									   settings::child_deadlock_timeout);
+		if (application_name != nullptr)
+			strlcpy(hdr->application_name, application_name, NAMEDATALEN);
+
+		gucspace = static_cast<char *>(shm_toc_allocate(toc, guc_len));
+		SerializeGUCState(guc_len, gucspace);
+		shm_toc_insert(toc, kKeyGucState, gucspace);
+
+		request_mq = shm_mq_create(shm_toc_allocate(toc, kRequestQueueSize),
+								   kRequestQueueSize);
+		shm_toc_insert(toc, kKeyRequestQueue, request_mq);
+		shm_mq_set_sender(request_mq, MyProc);
+		response_mq = shm_mq_create(shm_toc_allocate(toc, kResponseQueueSize),
+									kResponseQueueSize);
+		shm_toc_insert(toc, kKeyResponseQueue, response_mq);
+		shm_mq_set_receiver(response_mq, MyProc);
+
+		conn = static_cast<ChildConn *>(palloc0(sizeof(ChildConn)));
+		conn->child_id = hdr->child_id;
+		conn->seg = seg;
+		conn->hdr = hdr;
+		conn->response_mq = response_mq;
+		conn->request_mqh = shm_mq_attach(request_mq, seg, nullptr);
+		conn->response_mqh = shm_mq_attach(response_mq, seg, nullptr);
+		remember_child(conn);
+		registered = conn;
+
+		/* A worker: an idle one of our pool, or a new one. */
+		conn->where = pool_assign(dsm_segment_handle(seg), conn->child_id,
+								  self_child_id, self_depth + 1);
+		if (conn->where.needs_start)
+			start_worker(conn);
+		else
+		{
+			SpinLockAcquire(&hdr->mutex);
+			hdr->worker_pid = conn->where.worker_pid;
+			SpinLockRelease(&hdr->mutex);
+		}
+
 	}
+	PG_CATCH();
+	{
+		if (registered != nullptr)
+			child_discard(registered);
+		else
+			dsm_detach(seg);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
 	MemoryContextSwitchTo(old_cxt);
 

@@ -79,6 +79,25 @@ ReadyBody	ready;
 
 void		adopt_parent_environment();
 
+char	   *serialize_own_settings(Size *len);
+
+/* Are our settings still those of the snapshot taken at the last set-up? */
+bool
+own_settings_unchanged()
+{
+	Size		len;
+	char	   *now;
+	bool		same;
+
+	if (settings_snapshot == nullptr)
+		return false;
+	now = serialize_own_settings(&len);
+	same = len == settings_snapshot_len &&
+		memcmp(now, settings_snapshot, len) == 0;
+	pfree(now);
+	return same;
+}
+
 /* Serialize this process's settings into a buffer in TopMemoryContext. */
 char *
 serialize_own_settings(Size *len)
@@ -554,9 +573,11 @@ adopt_parent_environment()
 	parent_len += sizeof(Size);
 
 	StartTransactionCommand();
+	/* (Checked again: a configuration reload in between changes them.) */
 	if (!(settings_clean && last_parent_settings != nullptr &&
 		  parent_len == last_parent_settings_len &&
-		  memcmp(gucstate, last_parent_settings, parent_len) == 0))
+		  memcmp(gucstate, last_parent_settings, parent_len) == 0 &&
+		  own_settings_unchanged()))
 	{
 		settings_clean = false;
 		RestoreGUCState(gucstate);
@@ -674,16 +695,7 @@ end_child()
 	self_depth = 0;
 
 	/* Did the child leave our settings as it found them? */
-	settings_clean = false;
-	if (settings_snapshot != nullptr)
-	{
-		Size		len;
-		char	   *now = serialize_own_settings(&len);
-
-		settings_clean = len == settings_snapshot_len &&
-			memcmp(now, settings_snapshot, len) == 0;
-		pfree(now);
-	}
+	settings_clean = own_settings_unchanged();
 
 	/*
 	 * Back to the worker's own identity, then DISCARD ALL; with clean

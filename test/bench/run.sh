@@ -407,8 +407,23 @@ cat "$TABLE"
 echo
 cat "$RATIOS"
 
+# Parent/child deadlock: how long until the parent has its 40P01.
+DEADLOCK_REPORT=$SCRATCH/deadlock.txt
+cp "$HERE/scripts/deadlock_time.sql" "$SCRATCH/scripts/"
+if [ "$(id -u)" -eq 0 ]; then chown "$RUN_AS:" "$SCRATCH/scripts/deadlock_time.sql"; fi
+if DL=$(psql_q -F ' ' -f "$SCRATCH/scripts/deadlock_time.sql" 2>&1); then
+	read -r DL_MED DL_MAX DL_TIMEOUT DL_N <<<"$(printf '%s\n' "$DL" | tail -n 1)"
+	printf 'parent/child deadlock reported to the parent after: median %s ms, max %s ms over %s deadlocks (child deadlock_timeout %s)\n' \
+		"$DL_MED" "$DL_MAX" "$DL_N" "$DL_TIMEOUT" >"$DEADLOCK_REPORT"
+else
+	printf 'parent/child deadlock timing FAILED:\n%s\n' "$DL" >"$DEADLOCK_REPORT"
+	printf 'deadlock timing failed\n' >>"$SCRATCH/failures.txt"
+fi
+cat "$DEADLOCK_REPORT"
+cat "$DEADLOCK_REPORT" >>"$RATIOS"
+
 # Server log lines worth a look (errors from workers, crashes), if any.
-ODD=$(grep -E 'ERROR|FATAL|PANIC|terminated by signal|exited with exit code' "$SERVER_LOG" | head -n 20 || true)
+ODD=$(grep -E 'ERROR|FATAL|PANIC|terminated by signal|exited with exit code' "$SERVER_LOG" | grep -v 'deadlock detected' | head -n 20 || true)
 
 mkdir -p "$RESULTS_DIR"
 {

@@ -56,6 +56,22 @@ $node->safe_psql('postgres', 'CREATE EXTENSION child_txn');
 isnt($ret, 0, 'a second open child fails when max_workers = 1');
 like($err, qr/all 1 child transaction workers are busy/, 'with a clear message');
 like($err, qr/child_txn.max_workers/, 'naming the setting');
+unlike($err, qr/still open|leak/, 'and the failed start leaves nothing behind');
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'child_txn worker' "
+	  . "AND state IS DISTINCT FROM 'idle'")
+  or die 'the pool did not become idle';
+($ret, $out, $err) = $node->psql('postgres',
+	"BEGIN; SET child_txn.worker_wait_timeout = '300ms'; "
+	  . "SELECT child_txn.begin(); SAVEPOINT s; "
+	  . "SELECT child_txn.begin(); ROLLBACK TO s; COMMIT;",
+	on_error_stop => 0);
+like($err, qr/all 1 child transaction workers are busy/,
+	'inside a transaction block, the second begin() waits and fails');
+like($err, qr/child transaction \d+ was still open/,
+	'the first child is rolled back with a warning at commit');
+unlike($err, qr/leak|child transaction \d+ was still open.*\n.*child transaction \d+ was still open/s,
+	'only the first child is reported, no segment leaks');
 is($node->safe_psql('postgres', "SELECT child_txn.run('SELECT 1')"), '1',
 	'one child still works');
 $node->stop;
