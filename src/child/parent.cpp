@@ -395,39 +395,10 @@ create_segment(Size segsize)
 	return seg;
 }
 
-/*
- * A worker we started says 'Z' once it has set our child up.  This is a
- * wait on the queue, not on a lock: the new worker holds nothing we need,
- * and its death ends the wait (the queue has its worker handle).
- */
-void
-await_handshake(ChildConn *conn)
-{
-	RequestResult result;
-
-	pool_set_child_state(conn->where, conn->child_id, ChildState::Starting);
-	SpinLockAcquire(&conn->hdr->mutex);
-	conn->hdr->request_inflight = true;
-	SpinLockRelease(&conn->hdr->mutex);
-	conn->request_pending = true;
-	PG_TRY();
-	{
-		result = read_response(conn, nullptr, nullptr);
-	}
-	PG_CATCH();
-	{
-		if (conn->request_pending || conn->seg == nullptr)
-			child_discard(conn);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	if (result.txn_status == kTxnIdle)
-		child_discard(conn);
-	else
-		pool_set_child_state(conn->where, conn->child_id, ChildState::Idle);
-}
-
 } // namespace
+
+static RequestResult exchange(ChildConn *conn, RequestCode code,
+							  const char *sql, RowSink *sink, bool handshake);
 
 ChildConn *
 child_launch(int isolation_level, bool confirm)
@@ -562,7 +533,7 @@ child_launch(int isolation_level, bool confirm)
 	 */
 	conn->next_request = conn->where.next_request;
 	if (conn->where.needs_start)
-		await_handshake(conn);
+		(void) exchange(conn, RequestCode::Start, "", nullptr, true);
 	else if (confirm)
 		(void) child_request(conn, RequestCode::Start, "", nullptr);
 	else
@@ -570,17 +541,25 @@ child_launch(int isolation_level, bool confirm)
 	return conn;
 }
 
-RequestResult
-child_request(ChildConn *conn, RequestCode code, const char *sql,
-			  RowSink *sink)
+/*
+ * One exchange with the child: send request `code` and wait for it in the
+ * lock manager, then read the answer.  A handshake only reads the 'Z' a
+ * worker we started says once it has set our child up: a wait on the
+ * queue, not on a lock, since the new worker holds nothing we need and its
+ * death ends the wait (the queue has its worker handle).
+ */
+static RequestResult
+exchange(ChildConn *conn, RequestCode code, const char *sql, RowSink *sink,
+		 bool handshake)
 {
 	RequestResult result;
-	uint32		request = conn->next_request++;
+	uint32		request = handshake ? 0 : conn->next_request++;
 
 	pool_set_child_state(conn->where, conn->child_id,
+						 handshake || code == RequestCode::Start ?
+						 ChildState::Starting :
 						 code == RequestCode::Commit ? ChildState::Committing :
 						 code == RequestCode::Rollback ? ChildState::Ending :
-						 code == RequestCode::Start ? ChildState::Starting :
 						 ChildState::Running);
 	SpinLockAcquire(&conn->hdr->mutex);
 	conn->hdr->request_inflight = true;
@@ -589,18 +568,21 @@ child_request(ChildConn *conn, RequestCode code, const char *sql,
 
 	PG_TRY();
 	{
-		shm_mq_iovec iov[2];
-		char		codebyte = static_cast<char>(code);
+		if (!handshake)
+		{
+			shm_mq_iovec iov[2];
+			char		codebyte = static_cast<char>(code);
 
-		iov[0].data = &codebyte;
-		iov[0].len = 1;
-		iov[1].data = sql;
-		iov[1].len = strlen(sql) + 1;
-		if (shm_mq_sendv(conn->request_mqh, iov, 2, false, true) !=
-			SHM_MQ_SUCCESS)
-			report_worker_gone(conn->child_id);
-		wait_for_child(conn, request);
-		result = read_response(conn, sql, sink);
+			iov[0].data = &codebyte;
+			iov[0].len = 1;
+			iov[1].data = sql;
+			iov[1].len = strlen(sql) + 1;
+			if (shm_mq_sendv(conn->request_mqh, iov, 2, false, true) !=
+				SHM_MQ_SUCCESS)
+				report_worker_gone(conn->child_id);
+			wait_for_child(conn, request);
+		}
+		result = read_response(conn, handshake ? nullptr : sql, sink);
 	}
 	PG_CATCH();
 	{
@@ -616,6 +598,13 @@ child_request(ChildConn *conn, RequestCode code, const char *sql,
 	else
 		pool_set_child_state(conn->where, conn->child_id, ChildState::Idle);
 	return result;
+}
+
+RequestResult
+child_request(ChildConn *conn, RequestCode code, const char *sql,
+			  RowSink *sink)
+{
+	return exchange(conn, code, sql, sink, false);
 }
 
 ChildConn *
