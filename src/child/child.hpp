@@ -21,9 +21,12 @@ extern int32 self_depth;
 struct ChildConn
 {
 	uint32		child_id;
-	dsm_segment *seg;			/* owned by TopTransactionResourceOwner */
+	dsm_segment *seg;			/* mapped for the session, reused (parent.cpp) */
 	ChildHeader *hdr;
+	shm_mq	   *request_mq;
 	shm_mq	   *response_mq;
+	char	   *gucspace;		/* room for the parent's settings */
+	Size		guc_capacity;
 	shm_mq_handle *request_mqh;
 	shm_mq_handle *response_mqh;
 	BackgroundWorkerHandle *worker;	/* only if we started the worker */

@@ -65,17 +65,14 @@ forget_child(ChildConn *conn)
 }
 
 /*
- * Runs when the parent detaches from a child's segment: when the child is
- * done, when it is discarded, at transaction end (resource owner), and at
- * backend exit.  If a request is still in flight the parent has given up on
- * it: mark the child abandoned (from now on it can never commit) and ask the
- * worker to cancel the statement (SIGUSR2, which the worker ignores unless
- * it still serves this child).  The worker notices the detach and rolls back.
+ * Mark the child of segment header hdr abandoned (from now on it can never
+ * commit) and, if a request is in flight, ask its worker to cancel the
+ * statement (SIGUSR2, which the worker ignores unless it still serves this
+ * child).
  */
 void
-parent_on_detach(dsm_segment *seg, Datum arg)
+abandon(ChildHeader *hdr)
 {
-	ChildHeader *hdr = reinterpret_cast<ChildHeader *>(DatumGetPointer(arg));
 	bool		inflight;
 	bool		committing;
 	int32		pid;
@@ -91,13 +88,86 @@ parent_on_detach(dsm_segment *seg, Datum arg)
 		(void) kill(pid, SIGUSR2);
 }
 
-/* Detach from a child and forget it: rolls it back unless it committed. */
+/* At backend exit every segment is detached: abandon what is running. */
+void
+parent_on_detach(dsm_segment *seg, Datum arg)
+{
+	abandon(reinterpret_cast<ChildHeader *>(DatumGetPointer(arg)));
+}
+
+/*
+ * Segments are mapped for the session and reused: creating and destroying
+ * one per child costs a visible share of a small child's time.  A segment
+ * is reused only once the worker that served it has let go of it for good
+ * (worker_done); a few spares are kept, the rest destroyed.
+ */
+struct Spare
+{
+	dsm_segment *seg;
+	ChildHeader *hdr;
+	shm_mq	   *request_mq;
+	shm_mq	   *response_mq;
+	char	   *gucspace;
+	Size		guc_capacity;
+};
+
+constexpr int kMaxSpares = 4;
+Spare		spares[kMaxSpares];
+int			n_spares = 0;
+
+/* Is a spare's last worker done with it? */
+bool
+spare_reusable(const Spare &sp)
+{
+	bool		done;
+
+	SpinLockAcquire(&sp.hdr->mutex);
+	done = sp.hdr->worker_done;
+	SpinLockRelease(&sp.hdr->mutex);
+	return done;
+}
+
+/* Keep a segment for a later child, or destroy it if there are enough. */
+void
+keep_spare(const Spare &sp)
+{
+	if (n_spares == kMaxSpares)
+	{
+		/* Make room: drop a spare still in use by its worker, else the oldest. */
+		int			victim = 0;
+
+		for (int i = 0; i < n_spares; i++)
+			if (!spare_reusable(spares[i]))
+			{
+				victim = i;
+				break;
+			}
+		dsm_detach(spares[victim].seg);
+		spares[victim] = spares[--n_spares];
+	}
+	spares[n_spares++] = sp;
+}
+
+/*
+ * Forget a child: abandon it, let go of its queues (the worker sees the
+ * detach and rolls back unless it committed) and keep its segment as a
+ * spare.
+ */
 void
 child_discard(ChildConn *conn)
 {
 	forget_child(conn);
 	if (conn->seg != nullptr)
-		dsm_detach(conn->seg);
+	{
+		Spare		sp = {conn->seg, conn->hdr, conn->request_mq,
+						  conn->response_mq, conn->gucspace,
+						  conn->guc_capacity};
+
+		abandon(conn->hdr);
+		shm_mq_detach(conn->request_mqh);
+		shm_mq_detach(conn->response_mqh);
+		keep_spare(sp);
+	}
 	conn->seg = nullptr;
 	conn->hdr = nullptr;
 }
@@ -368,31 +438,61 @@ start_worker(ChildConn *conn)
 	shm_mq_set_handle(conn->response_mqh, conn->worker);
 }
 
-/* Create a child's segment, owned by the top transaction's resource owner. */
-dsm_segment *
-create_segment(Size segsize)
+/*
+ * A segment for a new child, laid out (header, room for the parent's
+ * settings, two queues) and mapped for the session: a reusable spare, or a
+ * new one.
+ */
+Spare
+get_segment(Size guc_len)
 {
-	ResourceOwner saved = CurrentResourceOwner;
-	dsm_segment *seg;
+	Spare		sp;
+	shm_toc_estimator estimator;
+	Size		segsize;
+	shm_toc    *toc;
 
-	CurrentResourceOwner = TopTransactionResourceOwner;
-	PG_TRY();
+	for (int i = 0; i < n_spares; i++)
 	{
-		seg = dsm_create(segsize, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+		if (spares[i].guc_capacity >= guc_len && spare_reusable(spares[i]))
+		{
+			sp = spares[i];
+			spares[i] = spares[--n_spares];
+			return sp;
+		}
 	}
-	PG_FINALLY();
-	{
-		CurrentResourceOwner = saved;
-	}
-	PG_END_TRY();
-	if (seg == nullptr)
+
+	/* Room for the settings to grow a little, so the segment stays reusable. */
+	sp.guc_capacity = guc_len + 4096;
+	shm_toc_initialize_estimator(&estimator);
+	shm_toc_estimate_chunk(&estimator, sizeof(ChildHeader));
+	shm_toc_estimate_chunk(&estimator, sp.guc_capacity);
+	shm_toc_estimate_chunk(&estimator, kRequestQueueSize);
+	shm_toc_estimate_chunk(&estimator, kResponseQueueSize);
+	shm_toc_estimate_keys(&estimator, 4);
+	segsize = shm_toc_estimate(&estimator);
+
+	sp.seg = dsm_create(segsize, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	if (sp.seg == nullptr)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("could not start a child transaction: too many dynamic "
 						"shared memory segments"),
 				 errhint("End some child transactions, or raise "
 						 "max_connections.")));
-	return seg;
+	dsm_pin_mapping(sp.seg);
+	toc = shm_toc_create(kTocMagic, dsm_segment_address(sp.seg), segsize);
+	sp.hdr = static_cast<ChildHeader *>(shm_toc_allocate(toc, sizeof(ChildHeader)));
+	memset(sp.hdr, 0, sizeof(ChildHeader));
+	SpinLockInit(&sp.hdr->mutex);
+	shm_toc_insert(toc, kKeyHeader, sp.hdr);
+	sp.gucspace = static_cast<char *>(shm_toc_allocate(toc, sp.guc_capacity));
+	shm_toc_insert(toc, kKeyGucState, sp.gucspace);
+	sp.request_mq = static_cast<shm_mq *>(shm_toc_allocate(toc, kRequestQueueSize));
+	shm_toc_insert(toc, kKeyRequestQueue, sp.request_mq);
+	sp.response_mq = static_cast<shm_mq *>(shm_toc_allocate(toc, kResponseQueueSize));
+	shm_toc_insert(toc, kKeyResponseQueue, sp.response_mq);
+	on_dsm_detach(sp.seg, parent_on_detach, PointerGetDatum(sp.hdr));
+	return sp;
 }
 
 } // namespace
@@ -403,13 +503,9 @@ static RequestResult exchange(ChildConn *conn, RequestCode code,
 ChildConn *
 child_launch(int isolation_level, bool confirm)
 {
-	shm_toc_estimator estimator;
 	Size		guc_len;
-	Size		segsize;
 	dsm_segment *seg;
-	shm_toc    *toc;
 	ChildHeader *hdr;
-	char	   *gucspace;
 	shm_mq	   *request_mq;
 	shm_mq	   *response_mq;
 	ChildConn  *conn;
@@ -438,29 +534,18 @@ child_launch(int isolation_level, bool confirm)
 	 */
 	MemoryContext old_cxt = MemoryContextSwitchTo(TopTransactionContext);
 
-	/* Lay out the segment: header, the parent's settings, two queues. */
+	/* A segment: header, the parent's settings, two queues. */
 	guc_len = EstimateGUCStateSpace();
-	shm_toc_initialize_estimator(&estimator);
-	shm_toc_estimate_chunk(&estimator, sizeof(ChildHeader));
-	shm_toc_estimate_chunk(&estimator, guc_len);
-	shm_toc_estimate_chunk(&estimator, kRequestQueueSize);
-	shm_toc_estimate_chunk(&estimator, kResponseQueueSize);
-	shm_toc_estimate_keys(&estimator, 4);
-	segsize = shm_toc_estimate(&estimator);
+	Spare		sp = get_segment(guc_len);
 
-	seg = create_segment(segsize);
+	seg = sp.seg;
+	hdr = sp.hdr;
 
 	/* Until the child is set up, an error must not leave the segment behind. */
 	PG_TRY();
 	{
-		toc = shm_toc_create(kTocMagic, dsm_segment_address(seg), segsize);
-
-		hdr = static_cast<ChildHeader *>(shm_toc_allocate(toc, sizeof(ChildHeader)));
 		memset(hdr, 0, sizeof(ChildHeader));
 		SpinLockInit(&hdr->mutex);
-		shm_toc_insert(toc, kKeyHeader, hdr);
-		on_dsm_detach(seg, parent_on_detach, PointerGetDatum(hdr));
-
 		hdr->child_id = pool_next_child_id();
 		hdr->parent_child_id = self_child_id;
 		hdr->depth = self_depth + 1;
@@ -478,24 +563,21 @@ child_launch(int isolation_level, bool confirm)
 		if (application_name != nullptr)
 			strlcpy(hdr->application_name, application_name, NAMEDATALEN);
 
-		gucspace = static_cast<char *>(shm_toc_allocate(toc, guc_len));
-		SerializeGUCState(guc_len, gucspace);
-		shm_toc_insert(toc, kKeyGucState, gucspace);
+		SerializeGUCState(sp.guc_capacity, sp.gucspace);
 
-		request_mq = shm_mq_create(shm_toc_allocate(toc, kRequestQueueSize),
-								   kRequestQueueSize);
-		shm_toc_insert(toc, kKeyRequestQueue, request_mq);
+		request_mq = shm_mq_create(sp.request_mq, kRequestQueueSize);
 		shm_mq_set_sender(request_mq, MyProc);
-		response_mq = shm_mq_create(shm_toc_allocate(toc, kResponseQueueSize),
-									kResponseQueueSize);
-		shm_toc_insert(toc, kKeyResponseQueue, response_mq);
+		response_mq = shm_mq_create(sp.response_mq, kResponseQueueSize);
 		shm_mq_set_receiver(response_mq, MyProc);
 
 		conn = static_cast<ChildConn *>(palloc0(sizeof(ChildConn)));
 		conn->child_id = hdr->child_id;
 		conn->seg = seg;
 		conn->hdr = hdr;
+		conn->request_mq = request_mq;
 		conn->response_mq = response_mq;
+		conn->gucspace = sp.gucspace;
+		conn->guc_capacity = sp.guc_capacity;
 		conn->request_mqh = shm_mq_attach(request_mq, seg, nullptr);
 		conn->response_mqh = shm_mq_attach(response_mq, seg, nullptr);
 		remember_child(conn);
@@ -512,14 +594,17 @@ child_launch(int isolation_level, bool confirm)
 			hdr->worker_pid = conn->where.worker_pid;
 			SpinLockRelease(&hdr->mutex);
 		}
-
 	}
 	PG_CATCH();
 	{
 		if (registered != nullptr)
 			child_discard(registered);
 		else
-			dsm_detach(seg);
+		{
+			/* No worker was given this segment: it can serve again. */
+			hdr->worker_done = true;
+			keep_spare(sp);
+		}
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

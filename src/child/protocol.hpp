@@ -118,6 +118,7 @@ struct ChildHeader
 	bool		abandoned;		/* parent gave up: never commit */
 	bool		commit_started; /* child passed the point of no return */
 	bool		committed;		/* child's commit completed */
+	bool		worker_done;	/* the worker let go of this segment for good */
 };
 
 /* Class id of execution locks in pg_locks ("CT"). */

@@ -686,7 +686,18 @@ end_child()
 	take_exec_lock(request_number);
 	worker_spool.reset();
 	if (child_seg != nullptr)
+	{
+		/*
+		 * Let go of the queues, then tell the parent the segment is free
+		 * for its next child: from here on we touch it no more.
+		 */
+		shm_mq_detach(request_mqh);
+		shm_mq_detach(response_mqh);
+		SpinLockAcquire(&hdr->mutex);
+		hdr->worker_done = true;
+		SpinLockRelease(&hdr->mutex);
 		dsm_detach(child_seg);
+	}
 	child_seg = nullptr;
 	hdr = nullptr;
 	request_mqh = nullptr;

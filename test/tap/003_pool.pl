@@ -55,5 +55,15 @@ is($node->safe_psql('postgres', 'SELECT string_agg(a::text, \',\' ORDER BY a) FR
 is($node->safe_psql('other', 'SELECT string_agg(a::text, \',\' ORDER BY a) FROM t'),
 	'4', 'and in other');
 
+# A session reuses the shared memory segments of its children: many
+# children in a row leave only a few segments behind (counted from inside
+# the session, while it still holds them).
+my $count = "SELECT count(*) FROM pg_ls_dir('/dev/shm') f WHERE f LIKE 'PostgreSQL.%'";
+my $grown = $node->safe_psql('postgres',
+	"CREATE TEMP TABLE n AS $count; "
+	  . "DO \$\$ BEGIN FOR i IN 1 .. 300 LOOP PERFORM child_txn.run('SELECT 1'); END LOOP; END \$\$; "
+	  . "SELECT ($count) - (SELECT * FROM n)");
+ok($grown <= 6, "300 children in one session leave few segments (grew by $grown)");
+
 $node->stop;
 done_testing();
