@@ -33,6 +33,7 @@ struct ChildConn
 	WorkerAssignment where;
 	bool		peer_attached;	/* the worker attached to our queues */
 	bool		request_pending;	/* a request is out, its 'Z' not read */
+	bool		ended;			/* its 'Z' said the child's transaction is over */
 	uint32		next_request;	/* number of the next request (from 0) */
 };
 

@@ -297,7 +297,9 @@ read_response(ChildConn *conn, const char *sql, RowSink *sink)
 		{
 			bool		committed;
 
+			/* The worker is gone, and with it the child. */
 			conn->request_pending = false;
+			conn->ended = true;
 			SpinLockAcquire(&conn->hdr->mutex);
 			committed = conn->hdr->committed;
 			SpinLockRelease(&conn->hdr->mutex);
@@ -358,15 +360,12 @@ read_response(ChildConn *conn, const char *sql, RowSink *sink)
 					result.txn_status = body.txn_status;
 				}
 				conn->request_pending = false;
+				conn->ended = result.txn_status == kTxnIdle;
 				SpinLockAcquire(&conn->hdr->mutex);
 				conn->hdr->request_inflight = false;
 				SpinLockRelease(&conn->hdr->mutex);
 				if (error != nullptr)
-				{
-					if (result.txn_status == kTxnIdle)
-						child_discard(conn);
 					rethrow_child_error(error, conn->child_id, sql);
-				}
 				return result;
 			default:
 				/* 'C' command tags: the count comes with 'Z'. */
@@ -547,11 +546,7 @@ child_launch(int isolation_level, bool confirm)
 		memset(hdr, 0, sizeof(ChildHeader));
 		SpinLockInit(&hdr->mutex);
 		hdr->child_id = pool_next_child_id();
-		hdr->parent_child_id = self_child_id;
 		hdr->depth = self_depth + 1;
-		hdr->parent_pid = MyProcPid;
-		hdr->database_id = MyDatabaseId;
-		hdr->authenticated_user_id = GetAuthenticatedUserId();
 		hdr->outer_user_id = GetCurrentRoleId();
 		hdr->outer_is_superuser = session_auth_is_superuser;
 		GetUserIdAndSecContext(&current_user, &sec_context);
@@ -671,14 +666,17 @@ exchange(ChildConn *conn, RequestCode code, const char *sql, RowSink *sink,
 	}
 	PG_CATCH();
 	{
-		/* Interrupted before the answer: the child cannot be trusted on. */
-		if (conn->request_pending || conn->seg == nullptr)
+		/*
+		 * Interrupted before the answer, the child cannot be trusted on; an
+		 * error that ended it leaves nothing to keep either.
+		 */
+		if (conn->request_pending || conn->ended)
 			child_discard(conn);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
-	if (result.txn_status == kTxnIdle)
+	if (conn->ended)
 		child_discard(conn);
 	else
 		pool_set_child_state(conn->where, conn->child_id, ChildState::Idle);

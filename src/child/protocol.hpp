@@ -98,11 +98,7 @@ struct ChildHeader
 {
 	/* identity and environment, written by the parent before launch */
 	uint32		child_id;
-	uint32		parent_child_id;
 	int32		depth;
-	int32		parent_pid;
-	Oid			database_id;
-	Oid			authenticated_user_id;
 	Oid			outer_user_id;		/* GetCurrentRoleId(): SET ROLE, or 0 */
 	bool		outer_is_superuser;
 	Oid			current_user_id;
