@@ -61,6 +61,49 @@ CREATE VIEW children AS
     LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = c.worker_pid;
 COMMENT ON VIEW children IS 'Every open child transaction in the cluster.';
 
+-- Group commit: autonomous writes applied in batches by a per-database worker.
+CREATE FUNCTION append(rel regclass, "row" anyelement, wait boolean DEFAULT true)
+RETURNS void
+AS 'MODULE_PATHNAME', 'child_txn_append'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION append(regclass, anyelement, boolean) IS
+  'Queue one row of the table''s row type for group commit, as an autonomous INSERT by the current role; waits until it is durable unless wait => false. NULL fields of columns with defaults take their default.';
+
+CREATE FUNCTION append_rows(rel regclass, "rows" anyarray, wait boolean DEFAULT true)
+RETURNS void
+AS 'MODULE_PATHNAME', 'child_txn_append_rows'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION append_rows(regclass, anyarray, boolean) IS
+  'Queue many rows as one group-commit write: all of them are written, or none.';
+
+CREATE FUNCTION flush()
+RETURNS void
+AS 'MODULE_PATHNAME', 'child_txn_flush'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION flush() IS
+  'Wait for every group-commit write this session queued; raise the first that failed.';
+
+CREATE FUNCTION _group_commit_stats(
+    OUT database oid, OUT worker_pid integer, OUT batches bigint,
+    OUT writes bigint, OUT "rows" bigint, OUT deferrals bigint,
+    OUT failures bigint, OUT retried_batches bigint,
+    OUT mean_batch_rows float8, OUT max_batch_rows bigint,
+    OUT mean_commit_ms float8, OUT max_commit_ms float8,
+    OUT mean_write_latency_ms float8, OUT queued integer)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'child_txn_group_commit_stats'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+
+CREATE VIEW group_commit_stats AS
+  SELECT d.datname AS database, s.worker_pid, s.batches, s.writes, s.rows,
+         s.deferrals, s.failures, s.retried_batches, s.mean_batch_rows,
+         s.max_batch_rows, s.mean_commit_ms, s.max_commit_ms,
+         s.mean_write_latency_ms, s.queued
+    FROM child_txn._group_commit_stats() s
+    LEFT JOIN pg_catalog.pg_database d ON d.oid = s.database;
+COMMENT ON VIEW group_commit_stats IS
+  'Group commit per database since server start: batches, writes, rows, deferrals, failures, batch size and latency.';
+
 -- Self test of the C++/PostgreSQL error boundary, for the regression suite.
 CREATE FUNCTION _boundary_selftest(kind text)
 RETURNS bigint
@@ -75,3 +118,4 @@ REVOKE ALL ON FUNCTION _boundary_destructors() FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA child_txn TO PUBLIC;
 GRANT SELECT ON children TO PUBLIC;
+GRANT SELECT ON group_commit_stats TO PUBLIC;

@@ -5,6 +5,7 @@
 #include "pg/postgres_headers.hpp"
 
 #include "child/child.hpp"
+#include "gc/queue.hpp"
 #include "settings.hpp"
 
 extern "C"
@@ -26,6 +27,8 @@ child_txn_shmem_request()
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(child_txn::pool_shmem_size());
 	RequestNamedLWLockTranche(child_txn::kPoolTranche, 1);
+	RequestAddinShmemSpace(child_txn::gc::shmem_size());
+	RequestNamedLWLockTranche(child_txn::gc::kQueueTranche, 1);
 }
 
 /* Create or attach to our shared memory, once per process. */
@@ -36,6 +39,7 @@ child_txn_shmem_startup()
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	child_txn::pool_shmem_init();
+	child_txn::gc::shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -16,6 +16,12 @@ int			worker_idle_timeout = 60000;
 int			worker_wait_timeout = 10000;
 int			child_deadlock_timeout = 100;
 int			max_depth = 8;
+int			queue_size = 4096;
+int			queue_memory = 8192;
+int			max_batch_size = 10000;
+int			max_batch_delay = 0;
+int			row_lock_wait = 20;
+int			queue_wait_timeout = 0;
 
 void
 define()
@@ -59,6 +65,59 @@ define()
 		"A child of an ordinary session is at depth 1; a child started "
 		"inside a child is one deeper.",
 		&max_depth, 8, 1, 100, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+
+	DefineCustomIntVariable(
+		"child_txn.queue_size",
+		"Maximum number of queued group-commit writes, cluster-wide.",
+		"A write is one append() call, of one row or of many.  When the "
+		"queue is full, appenders wait for room.",
+		&queue_size, 4096, 16, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr,
+		nullptr);
+
+	DefineCustomIntVariable(
+		"child_txn.queue_memory",
+		"Shared memory for the rows of queued group-commit writes.",
+		"When it is full, appenders wait for room.  One write larger than "
+		"this is refused.",
+		&queue_memory, 8192, 256, INT_MAX / 1024, PGC_POSTMASTER, GUC_UNIT_KB,
+		nullptr, nullptr, nullptr);
+
+	DefineCustomIntVariable(
+		"child_txn.max_batch_size",
+		"Maximum number of rows the group-commit worker commits in one "
+		"transaction.",
+		"0 means no limit: a batch takes every write queued when it starts.",
+		&max_batch_size, 10000, 0, INT_MAX, PGC_SIGHUP, 0, nullptr, nullptr,
+		nullptr);
+
+	DefineCustomIntVariable(
+		"child_txn.max_batch_delay",
+		"How long the group-commit worker may wait for more writes before "
+		"starting a batch.",
+		"0 (the default) starts a batch as soon as a write is queued; writes "
+		"that arrive while a batch commits form the next batch.",
+		&max_batch_delay, 0, 0, 10000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+		nullptr, nullptr);
+
+	DefineCustomIntVariable(
+		"child_txn.row_lock_wait",
+		"How long a group-commit batch waits for a row lock before it defers "
+		"the write that needs it.",
+		"A write that waits for a row (for example a unique key inserted by "
+		"an uncommitted transaction) is set aside so that the other writes "
+		"of the batch commit; its caller then waits for the blocking "
+		"transaction itself.",
+		&row_lock_wait, 20, 1, 60000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+		nullptr, nullptr);
+
+	DefineCustomIntVariable(
+		"child_txn.queue_wait_timeout",
+		"How long append() waits for room in a full group-commit queue.",
+		"0 waits as long as it takes (statement_timeout and cancel still "
+		"apply).  After the timeout the write is not queued and append() "
+		"fails with an insufficient_resources error.",
+		&queue_wait_timeout, 0, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS, nullptr,
+		nullptr, nullptr);
 
 	MarkGUCPrefixReserved("child_txn");
 }

@@ -27,6 +27,24 @@ extern int	child_deadlock_timeout;
 /* child_txn.max_depth: how deeply children may nest. */
 extern int	max_depth;
 
+/* child_txn.queue_size: group-commit write slots, cluster-wide (restart). */
+extern int	queue_size;
+
+/* child_txn.queue_memory: kB of shared memory for queued rows (restart). */
+extern int	queue_memory;
+
+/* child_txn.max_batch_size: rows per group-commit batch, 0 = no limit. */
+extern int	max_batch_size;
+
+/* child_txn.max_batch_delay: ms a batch may wait to grow, 0 = none. */
+extern int	max_batch_delay;
+
+/* child_txn.row_lock_wait: ms a batch waits for a row lock before deferring. */
+extern int	row_lock_wait;
+
+/* child_txn.queue_wait_timeout: ms an appender waits for queue space. */
+extern int	queue_wait_timeout;
+
 /* Define the parameters; called once from _PG_init. */
 void		define();
 

@@ -1,0 +1,161 @@
+/*
+ * queue.hpp
+ *		Shared state of group commit: the write queue, the per-database
+ *		group-commit workers and their statistics.
+ *
+ * A queued write is one slot of a fixed array (child_txn.queue_size slots)
+ * plus its rows, flattened composite datums of the table's row type, in a
+ * fixed-size DSA area inside the main shared memory segment
+ * (child_txn.queue_memory).  When either runs out, appenders wait on
+ * space_freed: that is the back-pressure.
+ *
+ * Life of a write (state, changed only under the queue LWLock):
+ *
+ *	 Queued --worker takes it into a batch--> Running
+ *	 Running --batch committed--> Done          (answered, or freed at once
+ *	                                             if nobody waits for it)
+ *	 Running --its own error--> Failed          (kept until its session
+ *	                                             collects the error)
+ *	 Running --table or row lock not free--> Deferred --retry--> Queued
+ *	 Running --worker exits before committing--> Queued (taken again by the
+ *	                                             next worker)
+ *	 Running --worker exits while committing--> Failed, 08007
+ *	 Queued/Deferred --caller gives up--> Free   (withdrawn, never written)
+ *
+ * Who waits for whom (the central rule, DESIGN.md 3.3): the worker never
+ * waits for a heavyweight lock for long.  Table locks are taken
+ * conditionally; row locks are bounded by child_txn.row_lock_wait.  A write
+ * that cannot get its lock is Deferred with the lock tag that blocks it, and
+ * its caller, if it waits, then waits for that lock itself, in the lock
+ * manager, so that the deadlock detector sees the caller's real dependency.
+ */
+#pragma once
+
+#include "pg/postgres_headers.hpp"
+
+namespace child_txn
+{
+namespace gc
+{
+
+enum class WriteState : int32
+{
+	Free = 0,
+	Queued,
+	Running,
+	Deferred,
+	Done,
+	Failed,
+};
+
+enum class DeferReason : int32
+{
+	None = 0,
+	Table,						/* could not lock the table */
+	Row,						/* a row lock wait exceeded row_lock_wait */
+};
+
+constexpr int kErrMessageLen = 256;
+constexpr int kErrDetailLen = 256;
+constexpr int kErrHintLen = 160;
+
+struct WriteSlot
+{
+	int32		state;			/* WriteState */
+	bool		wait;			/* the caller waits for the outcome */
+	bool		retry;			/* Deferred: may be taken again now */
+	int32		owner_procno;	/* submitting backend's PGPROC, -1: gone */
+	int32		owner_pid;
+	uint64		seq;			/* queue order */
+	Oid			database_id;
+	Oid			relid;
+	Oid			user_id;		/* role the INSERT runs as */
+	Oid			rowtype;		/* the row type the rows were built with */
+	dsa_pointer rows;			/* nrows flattened tuples, MAXALIGNed */
+	Size		rows_len;
+	int32		nrows;
+	TimestampTz queued_at;
+	TimestampTz retry_at;		/* Deferred: the worker retries by itself */
+
+	/* Deferred */
+	int32		defer_reason;	/* DeferReason */
+	LOCKTAG		defer_tag;		/* the lock that blocked, if known */
+	bool		defer_tag_valid;
+
+	/* Failed */
+	int			sqlerrcode;
+	char		message[kErrMessageLen];
+	char		detail[kErrDetailLen];
+	char		hint[kErrHintLen];
+};
+
+/* Cumulative figures of one database's group commit. */
+struct Stats
+{
+	uint64		batches;
+	uint64		writes;			/* committed */
+	uint64		rows;			/* committed */
+	uint64		deferrals;
+	uint64		failures;
+	uint64		retries;		/* batches rerun with one write at a time */
+	uint64		max_batch_rows;
+	uint64		commit_us_total; /* batch start to durable commit */
+	uint64		commit_us_max;
+	uint64		latency_us_total; /* queued to answered, committed writes */
+	uint64		latency_us_max;
+};
+
+enum class WorkerState : int32
+{
+	None = 0,					/* no worker for this entry */
+	Starting,					/* registered, not yet running */
+	Running,
+};
+
+struct DbWorker
+{
+	Oid			database_id;	/* InvalidOid: entry unused */
+	int32		state;			/* WorkerState */
+	uint32		generation;		/* bumped whenever a new worker is started */
+	int32		pid;
+	int32		pgprocno;
+	TimestampTz started_at;
+	Stats		stats;
+};
+
+constexpr int kMaxDatabases = 32;
+
+struct Queue
+{
+	LWLock	   *lock;
+	ConditionVariable space_freed;	/* a slot or queue memory came free */
+	int			dsa_tranche;
+	int			nslots;
+	uint64		next_seq;
+	int			nbackends;		/* entries in failures_pending */
+	DbWorker	workers[kMaxDatabases];
+	char	   *dsa_place;		/* in-place DSA area */
+	pg_atomic_uint32 *failures_pending;	/* per PGPROC: fire-and-forget
+										 * writes that failed, uncollected */
+	WriteSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+};
+
+constexpr const char *kQueueTranche = "child_txn_queue";
+
+Size		shmem_size();
+void		shmem_init();
+
+/* This process's view of the queue (attaches on first use). */
+Queue	   *queue();
+dsa_area   *area();
+
+/* Wake the process behind a PGPROC number. */
+void		wake_procno(int procno);
+
+/* Free a write slot and its rows; queue lock held exclusively. */
+void		free_slot(WriteSlot *w);
+
+/* Settings, in settings.cpp's namespace but listed here for gc code. */
+
+} // namespace gc
+} // namespace child_txn

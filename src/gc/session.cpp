@@ -1,0 +1,971 @@
+/*
+ * session.cpp
+ *		Group commit, the session side: append(), append_rows(), flush() and
+ *		the group_commit_stats view.
+ *
+ * A session queues a write (rows of one table, flattened into the queue's
+ * DSA area), makes sure its database has a running group-commit worker,
+ * wakes it, and, unless told not to wait, sleeps on its latch until the
+ * worker answers.  When the worker defers the write because a lock is not
+ * free, the session waits for that lock itself, in the lock manager, and
+ * then asks the worker to retry: the wait is visible in pg_locks and a
+ * cycle through it is found by the deadlock detector (see queue.hpp).
+ */
+#include "pg/postgres_headers.hpp"
+
+#include "gc/queue.hpp"
+#include "settings.hpp"
+
+namespace child_txn
+{
+namespace gc
+{
+
+namespace
+{
+
+bool		exit_callback_registered = false;
+
+/* A write of this session, as the session names it. */
+struct WriteRef
+{
+	int			slot;
+	uint64		seq;
+};
+
+/* A copy of a failed write's error, to raise once no lock is held. */
+struct CopiedError
+{
+	bool		valid = false;
+	int			sqlerrcode = 0;
+	Oid			relid = InvalidOid;
+	char		message[kErrMessageLen];
+	char		detail[kErrDetailLen];
+	char		hint[kErrHintLen];
+};
+
+bool
+mine(const WriteSlot *w)
+{
+	return w->owner_procno == MyProc->pgprocno && w->owner_pid == MyProcPid &&
+		w->state != static_cast<int32>(WriteState::Free);
+}
+
+bool
+same(const WriteSlot *w, const WriteRef &ref)
+{
+	return mine(w) && w->seq == ref.seq;
+}
+
+void
+copy_error(const WriteSlot *w, CopiedError *e)
+{
+	e->valid = true;
+	e->sqlerrcode = w->sqlerrcode;
+	e->relid = w->relid;
+	strlcpy(e->message, w->message, sizeof(e->message));
+	strlcpy(e->detail, w->detail, sizeof(e->detail));
+	strlcpy(e->hint, w->hint, sizeof(e->hint));
+}
+
+[[noreturn]] void
+raise_copied(const CopiedError &e, bool earlier)
+{
+	char	   *relname = get_rel_name(e.relid);
+	char	   *context;
+
+	if (earlier)
+		context = psprintf("group-commit write to table \"%s\" queued earlier "
+						   "without waiting; it was not written",
+						   relname ? relname : "?");
+	else
+		context = psprintf("group-commit write to table \"%s\"",
+						   relname ? relname : "?");
+	ereport(ERROR,
+			(errcode(e.sqlerrcode),
+			 errmsg_internal("%s", e.message),
+			 e.detail[0] ? errdetail_internal("%s", e.detail) : 0,
+			 e.hint[0] ? errhint("%s", e.hint) : 0,
+			 errcontext("%s", context)));
+	pg_unreachable();
+}
+
+/* Session exit: failed writes nobody will collect are freed, the rest
+ * become ownerless and are freed by the worker when done. */
+void
+session_exit(int, Datum)
+{
+	Queue	   *q = queue();
+	bool		freed = false;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < q->nslots; i++)
+	{
+		WriteSlot  *w = &q->slots[i];
+
+		if (!mine(w))
+			continue;
+		if (w->state == static_cast<int32>(WriteState::Failed) ||
+			w->state == static_cast<int32>(WriteState::Done))
+		{
+			free_slot(w);
+			freed = true;
+		}
+		else
+		{
+			w->owner_procno = -1;
+			w->wait = false;
+		}
+	}
+	pg_atomic_write_u32(&q->failures_pending[MyProc->pgprocno], 0);
+	LWLockRelease(q->lock);
+	if (freed)
+		ConditionVariableBroadcast(&q->space_freed);
+}
+
+/*
+ * Collect this session's failed fire-and-forget writes, freeing them;
+ * copy the first (in queue order) into *first.  Returns how many failed.
+ */
+int
+collect_failures(CopiedError *first)
+{
+	Queue	   *q = queue();
+	uint64		first_seq = PG_UINT64_MAX;
+	int			n = 0;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < q->nslots; i++)
+	{
+		WriteSlot  *w = &q->slots[i];
+
+		if (!mine(w) || w->state != static_cast<int32>(WriteState::Failed))
+			continue;
+		if (w->seq < first_seq)
+		{
+			first_seq = w->seq;
+			copy_error(w, first);
+		}
+		free_slot(w);
+		n++;
+	}
+	pg_atomic_write_u32(&q->failures_pending[MyProc->pgprocno], 0);
+	LWLockRelease(q->lock);
+	if (n > 0)
+		ConditionVariableBroadcast(&q->space_freed);
+	return n;
+}
+
+void
+report_earlier_failures()
+{
+	CopiedError first;
+
+	if (pg_atomic_read_u32(&queue()->failures_pending[MyProc->pgprocno]) == 0)
+		return;
+	if (collect_failures(&first) > 0)
+		raise_copied(first, true);
+}
+
+/*
+ * Does this transaction hold a lock on the table that conflicts with the
+ * ROW EXCLUSIVE lock the write needs?  Then waiting for the write would be
+ * waiting for ourselves.
+ */
+bool
+holds_conflicting_lock(Oid relid, LOCKMODE *held)
+{
+	static const LOCKMODE modes[] = {AccessExclusiveLock, ExclusiveLock,
+		ShareRowExclusiveLock, ShareLock};
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	for (LOCKMODE m : modes)
+	{
+		if (LockHeldByMe(&tag, m))
+		{
+			*held = m;
+			return true;
+		}
+	}
+	return false;
+}
+
+[[noreturn]] void
+self_wait_error(Oid relid, LOCKMODE held)
+{
+	char	   *relname = get_rel_name(relid);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("cannot wait for a group-commit write to table \"%s\": "
+					"this transaction holds a %s lock on it",
+					relname ? relname : "?",
+					GetLockmodeName(DEFAULT_LOCKMETHOD, held)),
+			 errdetail("The group-commit worker needs a ROW EXCLUSIVE lock on "
+					   "the table, which waits for this transaction to end."),
+			 errhint("Append before locking the table, append with wait => "
+					 "false and flush after the transaction, or use "
+					 "child_txn.run().")));
+	pg_unreachable();
+}
+
+/* Start this database's group-commit worker (entry `index`, new generation). */
+void
+start_worker(int index, uint32 generation)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "child_txn", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "child_txn_group_commit_main",
+			BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "child_txn group commit %d", index);
+	strlcpy(worker.bgw_type, "child_txn group commit", BGW_MAXLEN);
+	worker.bgw_main_arg = Int32GetDatum(index);
+	memcpy(worker.bgw_extra, &generation, sizeof(generation));
+	worker.bgw_notify_pid = 0;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		Queue	   *q = queue();
+
+		LWLockAcquire(q->lock, LW_EXCLUSIVE);
+		if (q->workers[index].generation == generation)
+			q->workers[index].state = static_cast<int32>(WorkerState::None);
+		LWLockRelease(q->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start the group-commit worker: no background worker slot is free"),
+				 errhint("Raise max_worker_processes (currently %d) to leave "
+						 "room for the group-commit worker.  Changing it "
+						 "requires a restart.", max_worker_processes)));
+	}
+	pfree(handle);
+}
+
+/*
+ * Make sure this database has a group-commit worker; wake it.  Returns
+ * false if it had to be started (it looks at the queue when it starts).
+ */
+void
+ensure_worker()
+{
+	Queue	   *q = queue();
+	int			index = -1;
+	int			procno = -1;
+	uint32		generation = 0;
+	bool		need_start = false;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < kMaxDatabases; i++)
+	{
+		if (q->workers[i].database_id == MyDatabaseId)
+		{
+			index = i;
+			break;
+		}
+	}
+	if (index < 0)
+	{
+		/* a new entry: an unused one, else one of a database at rest */
+		for (int i = 0; i < kMaxDatabases && index < 0; i++)
+			if (q->workers[i].database_id == InvalidOid)
+				index = i;
+		for (int i = 0; i < kMaxDatabases && index < 0; i++)
+			if (q->workers[i].state == static_cast<int32>(WorkerState::None))
+			{
+				bool		busy = false;
+
+				for (int s = 0; s < q->nslots && !busy; s++)
+					busy = q->slots[s].state != static_cast<int32>(WriteState::Free) &&
+						q->slots[s].database_id == q->workers[i].database_id;
+				if (!busy)
+					index = i;
+			}
+		if (index < 0)
+		{
+			LWLockRelease(q->lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("group commit is in use in too many databases at once"),
+					 errdetail("At most %d databases can have queued writes at the same time.",
+							   kMaxDatabases)));
+		}
+		DbWorker   *e = &q->workers[index];
+
+		memset(&e->stats, 0, sizeof(e->stats));
+		e->database_id = MyDatabaseId;
+		e->state = static_cast<int32>(WorkerState::None);
+	}
+
+	DbWorker   *e = &q->workers[index];
+
+	if (e->state == static_cast<int32>(WorkerState::None))
+	{
+		e->state = static_cast<int32>(WorkerState::Starting);
+		e->generation++;
+		e->pid = 0;
+		e->pgprocno = -1;
+		generation = e->generation;
+		need_start = true;
+	}
+	else if (e->state == static_cast<int32>(WorkerState::Running))
+		procno = e->pgprocno;
+	LWLockRelease(q->lock);
+
+	if (need_start)
+		start_worker(index, generation);
+	else
+		wake_procno(procno);
+}
+
+/* Is our database's worker gone (none running or starting)? */
+bool
+worker_gone()
+{
+	Queue	   *q = queue();
+	bool		gone = true;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	for (int i = 0; i < kMaxDatabases; i++)
+		if (q->workers[i].database_id == MyDatabaseId)
+			gone = q->workers[i].state == static_cast<int32>(WorkerState::None);
+	LWLockRelease(q->lock);
+	return gone;
+}
+
+/* Mark a deferred write for retry and wake the worker. */
+void
+ask_retry(const WriteRef &ref)
+{
+	Queue	   *q = queue();
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	WriteSlot  *w = &q->slots[ref.slot];
+
+	if (same(w, ref) && w->state == static_cast<int32>(WriteState::Deferred))
+	{
+		w->state = static_cast<int32>(WriteState::Queued);
+		w->retry = false;
+	}
+	LWLockRelease(q->lock);
+	ensure_worker();
+}
+
+/*
+ * Our write is deferred: wait, in the lock manager, for what blocks it,
+ * then have it retried.  *table_locked tracks a ROW EXCLUSIVE lock on the
+ * table we took for it (released by our caller when the write is done).
+ */
+void
+wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
+				 const LOCKTAG &tag, bool tag_valid, bool *table_locked,
+				 void (*withdraw)(const WriteRef &))
+{
+	LOCKMODE	held;
+
+	if (reason == DeferReason::Table)
+	{
+		if (holds_conflicting_lock(relid, &held))
+		{
+			withdraw(ref);
+			self_wait_error(relid, held);
+		}
+		/*
+		 * Wait for the table like an INSERT would.  If we already hold it
+		 * and the worker still could not lock it (a conflicting request is
+		 * queued behind us), let go and queue up again behind that request,
+		 * so that it can finish: holding on would wait for ever.
+		 */
+		if (*table_locked)
+		{
+			UnlockRelationOid(relid, RowExclusiveLock);
+			*table_locked = false;
+		}
+		LockRelationOid(relid, RowExclusiveLock);
+		*table_locked = true;
+	}
+	else if (tag_valid &&
+			 tag.locktag_type == LOCKTAG_TRANSACTION)
+	{
+		TransactionId xid = static_cast<TransactionId>(tag.locktag_field1);
+
+		if (TransactionIdIsCurrentTransactionId(xid))
+		{
+			char	   *relname = get_rel_name(relid);
+
+			withdraw(ref);
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("cannot wait for a group-commit write to table \"%s\": "
+							"it waits for a row written or locked by this transaction",
+							relname ? relname : "?"),
+					 errhint("Append with wait => false and flush after the "
+							 "transaction ends, or write the row in this "
+							 "transaction.")));
+		}
+		XactLockTableWait(xid, nullptr, nullptr, XLTW_None);
+	}
+	else
+	{
+		/* a lock we cannot wait for by its tag: poll */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 settings::row_lock_wait, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	ask_retry(ref);
+}
+
+/*
+ * The caller gives up on a write (error or cancel while waiting): if it
+ * has not started, withdraw it (it is never written); if it is being
+ * applied, let it finish unwatched (a failure is reported by the next
+ * flush).
+ */
+void
+withdraw_write(const WriteRef &ref)
+{
+	Queue	   *q = queue();
+	bool		freed = false;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	WriteSlot  *w = &q->slots[ref.slot];
+
+	if (same(w, ref))
+	{
+		switch (static_cast<WriteState>(w->state))
+		{
+			case WriteState::Queued:
+			case WriteState::Deferred:
+			case WriteState::Done:
+				free_slot(w);
+				freed = true;
+				break;
+			case WriteState::Running:
+				w->wait = false;
+				break;
+			case WriteState::Failed:
+				/* the caller is failing anyway; keep it for flush() */
+				w->wait = false;
+				pg_atomic_fetch_add_u32(&q->failures_pending[MyProc->pgprocno], 1);
+				break;
+			case WriteState::Free:
+				break;
+		}
+	}
+	LWLockRelease(q->lock);
+	if (freed)
+		ConditionVariableBroadcast(&q->space_freed);
+}
+
+/*
+ * Wait until our write is answered.  Returns normally once it is durable;
+ * raises its error if it failed.
+ */
+void
+wait_for_write(const WriteRef &ref)
+{
+	Queue	   *q = queue();
+	CopiedError err;
+	bool		table_locked = false;
+	Oid			relid = InvalidOid;
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			WriteState	state;
+			DeferReason reason = DeferReason::None;
+			LOCKTAG		tag;
+			bool		tag_valid = false;
+			bool		freed = false;
+
+			memset(&tag, 0, sizeof(tag));
+			LWLockAcquire(q->lock, LW_EXCLUSIVE);
+			WriteSlot  *w = &q->slots[ref.slot];
+
+			if (!same(w, ref))
+				elog(ERROR, "group-commit write %d vanished", ref.slot);
+			state = static_cast<WriteState>(w->state);
+			relid = w->relid;
+			if (state == WriteState::Done || state == WriteState::Failed)
+			{
+				if (state == WriteState::Failed)
+					copy_error(w, &err);
+				free_slot(w);
+				freed = true;
+			}
+			else if (state == WriteState::Deferred)
+			{
+				reason = static_cast<DeferReason>(w->defer_reason);
+				tag = w->defer_tag;
+				tag_valid = w->defer_tag_valid;
+			}
+			LWLockRelease(q->lock);
+			if (freed)
+			{
+				ConditionVariableBroadcast(&q->space_freed);
+				break;
+			}
+
+			if (state == WriteState::Deferred)
+			{
+				wait_for_blocker(ref, reason, relid, tag, tag_valid,
+								 &table_locked, withdraw_write);
+				continue;
+			}
+
+			if (worker_gone())
+				ensure_worker();
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1000L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_CATCH();
+	{
+		withdraw_write(ref);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (table_locked)
+		UnlockRelationOid(relid, RowExclusiveLock);
+	if (err.valid)
+		raise_copied(err, false);
+}
+
+/* The rows of one append, checked and flattened. */
+struct Rows
+{
+	Oid			relid;
+	Oid			rowtype;
+	int			nrows;
+	HeapTupleHeader *tuples;
+	Size		total;			/* bytes in the queue, MAXALIGNed each */
+};
+
+Rows
+check_target(FunctionCallInfo fcinfo, const char *fname)
+{
+	Rows		r{};
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s: the table must not be null", fname)));
+	r.relid = PG_GETARG_OID(0);
+	r.rowtype = get_rel_type_id(r.relid);
+	if (!OidIsValid(r.rowtype))
+	{
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(r.relid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation with OID %u does not exist", r.relid)));
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s: \"%s\" is not a table", fname,
+						get_rel_name(r.relid))));
+	}
+	char		relkind = get_rel_relkind(r.relid);
+
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE &&
+		relkind != RELKIND_VIEW && relkind != RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s: cannot insert into \"%s\"", fname,
+						get_rel_name(r.relid)),
+				 errdetail("Only tables, views and foreign tables take writes.")));
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s: wait must not be null", fname)));
+	return r;
+}
+
+[[noreturn]] void
+wrong_type(Oid relid, Oid given, bool array)
+{
+	char	   *relname = get_rel_name(relid);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("%s of type %s cannot be appended to table \"%s\"",
+					array ? "rows" : "a row", format_type_be(given), relname),
+			 errdetail("append() takes rows of the table's own row type, "
+					   "%s%s.", format_type_be(get_rel_type_id(relid)),
+					   array ? "[]" : ""),
+			 errhint("Build the row with ROW(...)::%s, or select it from the "
+					 "table's row type.",
+					 format_type_be(get_rel_type_id(relid)))));
+	pg_unreachable();
+}
+
+void
+submit(const Rows &rows, bool wait)
+{
+	Queue	   *q = queue();
+	dsa_area   *a = area();
+	LOCKMODE	held;
+	dsa_pointer chunk = InvalidDsaPointer;
+	WriteRef	ref{-1, 0};
+	TimestampTz deadline = 0;
+
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(session_exit, (Datum) 0);
+		exit_callback_registered = true;
+	}
+	report_earlier_failures();
+
+	if (wait && holds_conflicting_lock(rows.relid, &held))
+		self_wait_error(rows.relid, held);
+	if (rows.total > static_cast<Size>(settings::queue_memory) * 1024 / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("write of %zu bytes is too large for the group-commit queue",
+						rows.total),
+				 errhint("Split it into smaller appends, or raise "
+						 "child_txn.queue_memory (currently %d kB).",
+						 settings::queue_memory)));
+
+	/* Make sure there is a worker before queueing (no orphans on failure). */
+	ensure_worker();
+
+	if (settings::queue_wait_timeout > 0)
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   settings::queue_wait_timeout);
+
+	/* Room for the rows, then a slot: wait while the queue is full. */
+	ConditionVariablePrepareToSleep(&q->space_freed);
+	for (;;)
+	{
+		if (!DsaPointerIsValid(chunk))
+			chunk = dsa_allocate_extended(a, rows.total, DSA_ALLOC_NO_OOM);
+		if (DsaPointerIsValid(chunk))
+		{
+			LWLockAcquire(q->lock, LW_EXCLUSIVE);
+			for (int i = 0; i < q->nslots; i++)
+			{
+				WriteSlot  *w = &q->slots[i];
+
+				if (w->state != static_cast<int32>(WriteState::Free))
+					continue;
+				char	   *dst = static_cast<char *>(dsa_get_address(a, chunk));
+
+				for (int r = 0; r < rows.nrows; r++)
+				{
+					Size		len = HeapTupleHeaderGetDatumLength(rows.tuples[r]);
+
+					memcpy(dst, rows.tuples[r], len);
+					dst += MAXALIGN(len);
+				}
+				w->state = static_cast<int32>(WriteState::Queued);
+				w->wait = wait;
+				w->retry = false;
+				w->owner_procno = MyProc->pgprocno;
+				w->owner_pid = MyProcPid;
+				w->seq = q->next_seq++;
+				w->database_id = MyDatabaseId;
+				w->relid = rows.relid;
+				w->user_id = GetUserId();
+				w->rowtype = rows.rowtype;
+				w->rows = chunk;
+				w->rows_len = rows.total;
+				w->nrows = rows.nrows;
+				w->queued_at = GetCurrentTimestamp();
+				w->defer_reason = static_cast<int32>(DeferReason::None);
+				w->defer_tag_valid = false;
+				w->sqlerrcode = 0;
+				w->message[0] = w->detail[0] = w->hint[0] = '\0';
+				ref = WriteRef{i, w->seq};
+				break;
+			}
+			LWLockRelease(q->lock);
+			if (ref.slot >= 0)
+				break;
+		}
+
+		volatile long timeout = -1;
+
+		if (deadline != 0)
+		{
+			timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+													  deadline);
+			if (timeout <= 0)
+			{
+				ConditionVariableCancelSleep();
+				if (DsaPointerIsValid(chunk))
+					dsa_free(a, chunk);
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+						 errmsg("the group-commit queue stayed full for %d ms; the write was not queued",
+								settings::queue_wait_timeout),
+						 errhint("Raise child_txn.queue_size or child_txn.queue_memory, "
+								 "or child_txn.queue_wait_timeout.")));
+			}
+		}
+		/* interruptible; a cancel leaves nothing queued */
+		PG_TRY();
+		{
+			if (timeout < 0)
+				ConditionVariableSleep(&q->space_freed, PG_WAIT_EXTENSION);
+			else
+				(void) ConditionVariableTimedSleep(&q->space_freed, timeout,
+												   PG_WAIT_EXTENSION);
+		}
+		PG_CATCH();
+		{
+			if (DsaPointerIsValid(chunk))
+				dsa_free(a, chunk);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	ConditionVariableCancelSleep();
+
+	ensure_worker();
+	if (wait)
+		wait_for_write(ref);
+}
+
+/* Flatten one composite datum of the table's row type. */
+HeapTupleHeader
+flat_row(Datum d)
+{
+	return DatumGetHeapTupleHeader(d);
+}
+
+} // namespace
+
+} // namespace gc
+} // namespace child_txn
+
+using namespace child_txn::gc;
+
+extern "C"
+{
+PG_FUNCTION_INFO_V1(child_txn_append);
+PG_FUNCTION_INFO_V1(child_txn_append_rows);
+PG_FUNCTION_INFO_V1(child_txn_flush);
+PG_FUNCTION_INFO_V1(child_txn_group_commit_stats);
+}
+
+/*
+ * append(rel regclass, row anyelement, wait boolean default true)
+ */
+extern "C" Datum
+child_txn_append(PG_FUNCTION_ARGS)
+{
+	Rows		rows = check_target(fcinfo, "child_txn.append()");
+	Oid			given = get_fn_expr_argtype(fcinfo->flinfo, 1);
+
+	if (given != rows.rowtype)
+		wrong_type(rows.relid, given, false);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("child_txn.append(): the row must not be null"),
+				 errhint("Pass ROW(NULL, ...) to insert a row of nulls and defaults.")));
+
+	HeapTupleHeader t = flat_row(PG_GETARG_DATUM(1));
+
+	rows.nrows = 1;
+	rows.tuples = &t;
+	rows.total = MAXALIGN(HeapTupleHeaderGetDatumLength(t));
+	submit(rows, PG_GETARG_BOOL(2));
+	PG_RETURN_VOID();
+}
+
+/*
+ * append_rows(rel regclass, rows anyarray, wait boolean default true)
+ *		Many rows as one write: all of them commit, or none.
+ */
+extern "C" Datum
+child_txn_append_rows(PG_FUNCTION_ARGS)
+{
+	Rows		rows = check_target(fcinfo, "child_txn.append_rows()");
+	Oid			given = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	if (get_element_type(given) != rows.rowtype)
+		wrong_type(rows.relid, given, true);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("child_txn.append_rows(): the rows must not be null")));
+
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
+
+	deconstruct_array(arr, rows.rowtype, -1, false, TYPALIGN_DOUBLE,
+					  &elems, &nulls, &n);
+	if (n == 0)
+		PG_RETURN_VOID();
+	rows.nrows = n;
+	rows.tuples = static_cast<HeapTupleHeader *>(palloc(sizeof(HeapTupleHeader) * n));
+	rows.total = 0;
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("child_txn.append_rows(): element %d is null", i + 1)));
+		rows.tuples[i] = flat_row(elems[i]);
+		rows.total += MAXALIGN(HeapTupleHeaderGetDatumLength(rows.tuples[i]));
+	}
+	submit(rows, PG_GETARG_BOOL(2));
+	PG_RETURN_VOID();
+}
+
+/*
+ * flush()
+ *		Wait for every write this session queued; raise the first failure.
+ */
+extern "C" Datum
+child_txn_flush(PG_FUNCTION_ARGS)
+{
+	Queue	   *q = queue();
+	bool		table_locked = false;
+	Oid			locked_relid = InvalidOid;
+	int64		waited = 0;
+
+	for (;;)
+	{
+		int			pending = 0;
+		WriteRef	deferred{-1, 0};
+		DeferReason reason = DeferReason::None;
+		Oid			relid = InvalidOid;
+		LOCKTAG		tag;
+		bool		tag_valid = false;
+
+		memset(&tag, 0, sizeof(tag));
+		LWLockAcquire(q->lock, LW_SHARED);
+		for (int i = 0; i < q->nslots; i++)
+		{
+			WriteSlot  *w = &q->slots[i];
+
+			if (!mine(w))
+				continue;
+			WriteState	s = static_cast<WriteState>(w->state);
+
+			if (s == WriteState::Queued || s == WriteState::Running ||
+				s == WriteState::Deferred)
+				pending++;
+			if (s == WriteState::Deferred && deferred.slot < 0)
+			{
+				deferred = WriteRef{i, w->seq};
+				reason = static_cast<DeferReason>(w->defer_reason);
+				relid = w->relid;
+				tag = w->defer_tag;
+				tag_valid = w->defer_tag_valid;
+			}
+		}
+		LWLockRelease(q->lock);
+		if (pending == 0)
+			break;
+		waited = Max(waited, pending);
+
+		if (deferred.slot >= 0)
+		{
+			if (table_locked && relid != locked_relid)
+			{
+				UnlockRelationOid(locked_relid, RowExclusiveLock);
+				table_locked = false;
+			}
+			locked_relid = relid;
+			/* flush() does not withdraw writes it did not queue itself */
+			wait_for_blocker(deferred, reason, relid, tag, tag_valid,
+							 &table_locked, [](const WriteRef &) {});
+			continue;
+		}
+		if (worker_gone())
+			ensure_worker();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (table_locked)
+		UnlockRelationOid(locked_relid, RowExclusiveLock);
+
+	CopiedError first;
+
+	if (collect_failures(&first) > 0)
+		raise_copied(first, true);
+	PG_RETURN_VOID();
+}
+
+/*
+ * _group_commit_stats(): one row per database that used group commit.
+ */
+extern "C" Datum
+child_txn_group_commit_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+	Queue	   *q = queue();
+	DbWorker	copy[kMaxDatabases];
+	int			queued[kMaxDatabases] = {0};
+	int			deferred[kMaxDatabases] = {0};
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	memcpy(copy, q->workers, sizeof(copy));
+	for (int s = 0; s < q->nslots; s++)
+	{
+		const WriteSlot *w = &q->slots[s];
+
+		if (w->state == static_cast<int32>(WriteState::Free))
+			continue;
+		for (int i = 0; i < kMaxDatabases; i++)
+			if (copy[i].database_id == w->database_id)
+			{
+				if (w->state == static_cast<int32>(WriteState::Queued) ||
+					w->state == static_cast<int32>(WriteState::Running))
+					queued[i]++;
+				else if (w->state == static_cast<int32>(WriteState::Deferred))
+					deferred[i]++;
+			}
+	}
+	LWLockRelease(q->lock);
+
+	for (int i = 0; i < kMaxDatabases; i++)
+	{
+		const DbWorker &e = copy[i];
+		Datum		values[14];
+		bool		nulls[14] = {false};
+
+		if (e.database_id == InvalidOid)
+			continue;
+		const Stats &st = e.stats;
+
+		values[0] = ObjectIdGetDatum(e.database_id);
+		values[1] = Int32GetDatum(e.state == static_cast<int32>(WorkerState::Running) ? e.pid : 0);
+		nulls[1] = e.state != static_cast<int32>(WorkerState::Running);
+		values[2] = Int64GetDatum(static_cast<int64>(st.batches));
+		values[3] = Int64GetDatum(static_cast<int64>(st.writes));
+		values[4] = Int64GetDatum(static_cast<int64>(st.rows));
+		values[5] = Int64GetDatum(static_cast<int64>(st.deferrals));
+		values[6] = Int64GetDatum(static_cast<int64>(st.failures));
+		values[7] = Int64GetDatum(static_cast<int64>(st.retries));
+		values[8] = Float8GetDatum(st.batches ? static_cast<double>(st.rows) / st.batches : 0.0);
+		values[9] = Int64GetDatum(static_cast<int64>(st.max_batch_rows));
+		values[10] = Float8GetDatum(st.batches ? st.commit_us_total / 1000.0 / st.batches : 0.0);
+		values[11] = Float8GetDatum(st.commit_us_max / 1000.0);
+		values[12] = Float8GetDatum(st.writes ? st.latency_us_total / 1000.0 / st.writes : 0.0);
+		values[13] = Int32GetDatum(queued[i] + deferred[i]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

@@ -1,0 +1,1058 @@
+/*
+ * worker.cpp
+ *		The group-commit worker: one per database with queued writes.
+ *
+ * Loop: take every queued write of the database (up to
+ * child_txn.max_batch_size rows) into a batch, apply it in one transaction,
+ * commit, answer the callers.  Writes queued while a batch commits form the
+ * next batch, so there is no fixed delay.
+ *
+ * Applying a batch:
+ *	1. Lock each table ROW EXCLUSIVE without waiting.  A table that cannot
+ *	   be locked has its writes deferred (their callers wait for the lock
+ *	   themselves, see session.cpp); the other tables go on.
+ *	2. Optimistically run one INSERT per (table, role, omitted columns)
+ *	   group, all rows of the group at once, with no subtransactions.
+ *	3. If anything fails, roll back and run the batch again with one
+ *	   subtransaction per write: a bad write fails alone, with its own
+ *	   error, and the others commit.
+ *	A row lock wait longer than child_txn.row_lock_wait is cut short: the
+ *	write that waits is deferred, tagged with the lock it waited for.
+ *
+ * Memory: everything of a batch lives in batch_cxt, reset per batch.  The
+ * worker has no C++ objects with destructors on its stack: errors are
+ * PostgreSQL errors handled with PG_TRY, or kill the process (the exit
+ * callback then requeues or fails what was in flight).
+ */
+#include "pg/postgres_headers.hpp"
+
+#include "gc/queue.hpp"
+#include "settings.hpp"
+
+namespace child_txn
+{
+namespace gc
+{
+
+namespace
+{
+
+int			my_index = -1;
+uint32		my_generation = 0;
+MemoryContext batch_cxt = nullptr;
+
+/* Between the start and the end of CommitTransactionCommand(). */
+volatile bool committing = false;
+
+/* One write of the batch, as the worker sees it. */
+struct BatchWrite
+{
+	int			slot;
+	uint64		seq;
+	Oid			relid;
+	Oid			user_id;
+	Oid			rowtype;
+	int			nrows;
+	HeapTupleHeader *rows;		/* pointers into the DSA area */
+	TimestampTz queued_at;
+	WriteState	outcome;		/* Done, Failed or Deferred */
+	DeferReason defer_reason;
+	LOCKTAG		defer_tag;
+	bool		defer_tag_valid;
+	ErrorData  *error;
+	bool		log_failure;	/* failed and nobody waits for the answer */
+	char	   *relname;		/* for the log, looked up in the transaction */
+};
+
+struct Batch
+{
+	int			nwrites;
+	BatchWrite *writes;
+	int			nrows;
+};
+
+/* The row-lock probe (a timeout handler, runs in signal context). */
+TimeoutId	probe_timeout;
+volatile sig_atomic_t probe_fired = false;
+LOCKTAG		probe_tag;
+
+void
+row_wait_probe()
+{
+	LOCK	   *lock = MyProc->waitLock;
+
+	if (lock == nullptr)
+		return;
+	probe_tag = lock->tag;
+	probe_fired = true;
+	InterruptPending = true;
+	QueryCancelPending = true;
+	SetLatch(MyLatch);
+}
+
+/* A cached INSERT for one (table, set of omitted columns). */
+struct PlanEntry
+{
+	Oid			relid;
+	int			nmask;
+	uint8	   *mask;			/* 1: column omitted (takes its default) */
+	char	   *qualname;		/* the name the plan was built with */
+	SPIPlanPtr	plan;
+};
+
+List	   *plans = NIL;		/* of PlanEntry *, in TopMemoryContext */
+
+char *
+qualified_name(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+	Oid			nsp = get_rel_namespace(relid);
+	char	   *nspname = OidIsValid(nsp) ? get_namespace_name(nsp) : nullptr;
+
+	if (rel == nullptr || nspname == nullptr)
+		return nullptr;
+	return quote_qualified_identifier(nspname, rel);
+}
+
+/* Columns that may be omitted to take their default. */
+bool
+defaultable(Form_pg_attribute att)
+{
+	return !att->attisdropped &&
+		(att->atthasdef || att->attidentity != '\0' || att->attgenerated != '\0');
+}
+
+/* Which defaultable columns of this row are null (omitted)? */
+void
+row_mask(TupleDesc desc, HeapTupleHeader row, uint8 *mask)
+{
+	HeapTupleData tuple;
+
+	tuple.t_len = HeapTupleHeaderGetDatumLength(row);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = row;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		mask[i] = defaultable(att) && heap_attisnull(&tuple, i + 1, desc);
+	}
+}
+
+void
+forget_plan(Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, plans)
+	{
+		PlanEntry  *e = static_cast<PlanEntry *>(lfirst(lc));
+
+		if (e->relid == relid && e->plan != nullptr)
+		{
+			SPI_freeplan(e->plan);
+			e->plan = nullptr;
+		}
+	}
+}
+
+SPIPlanPtr
+get_plan(Oid relid, Oid rowtype, TupleDesc desc, const uint8 *mask)
+{
+	char	   *qualname = qualified_name(relid);
+	ListCell   *lc;
+	PlanEntry  *entry = nullptr;
+
+	if (qualname == nullptr)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+
+	foreach(lc, plans)
+	{
+		PlanEntry  *e = static_cast<PlanEntry *>(lfirst(lc));
+
+		if (e->relid == relid && e->nmask == desc->natts &&
+			memcmp(e->mask, mask, desc->natts) == 0)
+		{
+			entry = e;
+			break;
+		}
+	}
+	if (entry != nullptr && entry->plan != nullptr &&
+		strcmp(entry->qualname, qualname) == 0)
+		return entry->plan;
+
+	/* Build: INSERT INTO t (listed) SELECT r.listed FROM unnest($1) r */
+	StringInfoData cols;
+	StringInfoData exprs;
+
+	initStringInfo(&cols);
+	initStringInfo(&exprs);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || mask[i])
+			continue;
+		const char *col = quote_identifier(NameStr(att->attname));
+
+		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", col);
+		appendStringInfo(&exprs, "%sr.%s", exprs.len ? ", " : "", col);
+	}
+
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	if (cols.len > 0)
+		appendStringInfo(&sql,
+						 "INSERT INTO %s (%s) SELECT %s FROM pg_catalog.unnest($1) AS r",
+						 qualname, cols.data, exprs.data);
+	else
+		appendStringInfo(&sql,
+						 "INSERT INTO %s SELECT FROM pg_catalog.unnest($1) AS r",
+						 qualname);
+
+	Oid			argtype = get_array_type(rowtype);
+	SPIPlanPtr	plan = SPI_prepare(sql.data, 1, &argtype);
+
+	if (plan == nullptr)
+		elog(ERROR, "could not prepare group-commit insert: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	if (entry == nullptr)
+	{
+		entry = static_cast<PlanEntry *>(palloc0(sizeof(PlanEntry)));
+		entry->relid = relid;
+		entry->nmask = desc->natts;
+		entry->mask = static_cast<uint8 *>(palloc(desc->natts));
+		memcpy(entry->mask, mask, desc->natts);
+		plans = lappend(plans, entry);
+	}
+	else
+	{
+		if (entry->plan != nullptr)
+			SPI_freeplan(entry->plan);
+		pfree(entry->qualname);
+	}
+	entry->qualname = pstrdup(qualname);
+	entry->plan = plan;
+	MemoryContextSwitchTo(old);
+	return plan;
+}
+
+/* Insert rows (all of one table and role) with as few INSERTs as possible. */
+void
+insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
+			int nrows)
+{
+	Oid			save_user;
+	int			save_sec;
+
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(user_id)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u does not exist", user_id)));
+
+	TupleDesc	desc = lookup_rowtype_tupdesc(rowtype, -1);
+	int			natts = desc->natts;
+	uint8	   *masks = static_cast<uint8 *>(palloc(static_cast<Size>(natts) * nrows + 1));
+	bool	   *done = static_cast<bool *>(palloc0(sizeof(bool) * nrows));
+	Datum	   *elems = static_cast<Datum *>(palloc(sizeof(Datum) * nrows));
+
+	for (int r = 0; r < nrows; r++)
+		row_mask(desc, rows[r], masks + static_cast<Size>(natts) * r);
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(user_id, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+
+	for (int r = 0; r < nrows; r++)
+	{
+		if (done[r])
+			continue;
+		const uint8 *mask = masks + static_cast<Size>(natts) * r;
+		int			n = 0;
+
+		/* this row and every later row with the same omitted columns */
+		for (int k = r; k < nrows; k++)
+		{
+			if (done[k] || memcmp(mask, masks + static_cast<Size>(natts) * k, natts) != 0)
+				continue;
+			elems[n++] = PointerGetDatum(rows[k]);
+			done[k] = true;
+		}
+
+		SPIPlanPtr	plan = get_plan(relid, rowtype, desc, mask);
+		ArrayType  *arr = construct_array(elems, n, rowtype, -1, false,
+										  TYPALIGN_DOUBLE);
+		Datum		arg = PointerGetDatum(arr);
+
+		probe_fired = false;
+		enable_timeout_after(probe_timeout, settings::row_lock_wait);
+		int			rc = SPI_execute_plan(plan, &arg, nullptr, false, 0);
+
+		disable_timeout(probe_timeout, false);
+		if (rc < 0)
+			elog(ERROR, "group-commit insert failed: %s",
+				 SPI_result_code_string(rc));
+		pfree(arr);
+	}
+
+	SetUserIdAndSecContext(save_user, save_sec);
+	ReleaseTupleDesc(desc);
+}
+
+/* The error of a write whose table was dropped, as ErrorData. */
+ErrorData *
+dropped_table_error(Oid relid)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+	ErrorData  *edata = nullptr;
+
+	PG_TRY();
+	{
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errdetail("The table was dropped after the write was queued.")));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(batch_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	return edata;
+}
+
+/*
+ * Lock the batch's tables without waiting.  Writes to a table that cannot
+ * be locked are deferred; to a table that is gone, failed.
+ */
+void
+lock_tables(Batch *b)
+{
+	for (int i = 0; i < b->nwrites; i++)
+	{
+		BatchWrite *w = &b->writes[i];
+		bool		seen = false;
+
+		if (w->outcome != WriteState::Running)
+			continue;
+		for (int j = 0; j < i && !seen; j++)
+			seen = b->writes[j].relid == w->relid;
+		if (seen)
+		{
+			/* same table as an earlier write: same fate */
+			for (int j = 0; j < i; j++)
+				if (b->writes[j].relid == w->relid)
+				{
+					w->outcome = b->writes[j].outcome;
+					w->defer_reason = b->writes[j].defer_reason;
+					w->defer_tag = b->writes[j].defer_tag;
+					w->defer_tag_valid = b->writes[j].defer_tag_valid;
+					w->error = b->writes[j].error;
+					break;
+				}
+			continue;
+		}
+		if (!ConditionalLockRelationOid(w->relid, RowExclusiveLock))
+		{
+			w->outcome = WriteState::Deferred;
+			w->defer_reason = DeferReason::Table;
+			SET_LOCKTAG_RELATION(w->defer_tag, MyDatabaseId, w->relid);
+			w->defer_tag_valid = true;
+			continue;
+		}
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(w->relid)))
+		{
+			UnlockRelationOid(w->relid, RowExclusiveLock);
+			w->error = dropped_table_error(w->relid);
+			w->outcome = WriteState::Failed;
+		}
+	}
+}
+
+/* Insert every Running write, grouped by (table, role, row type). */
+void
+insert_groups(Batch *b)
+{
+		for (int i = 0; i < b->nwrites; i++)
+		{
+			BatchWrite *w = &b->writes[i];
+			bool		first = true;
+
+			if (w->outcome != WriteState::Running)
+				continue;
+			/* the first write of each (table, role): gather the group */
+			for (int j = 0; j < i && first; j++)
+				first = !(b->writes[j].outcome == WriteState::Running &&
+						  b->writes[j].relid == w->relid &&
+						  b->writes[j].user_id == w->user_id &&
+						  b->writes[j].rowtype == w->rowtype);
+			if (!first)
+				continue;
+			int			n = 0;
+
+			for (int j = i; j < b->nwrites; j++)
+				if (b->writes[j].outcome == WriteState::Running &&
+					b->writes[j].relid == w->relid &&
+					b->writes[j].user_id == w->user_id &&
+					b->writes[j].rowtype == w->rowtype)
+					n += b->writes[j].nrows;
+
+			HeapTupleHeader *rows = static_cast<HeapTupleHeader *>(
+				palloc(sizeof(HeapTupleHeader) * n));
+			int			k = 0;
+
+			for (int j = i; j < b->nwrites; j++)
+				if (b->writes[j].outcome == WriteState::Running &&
+					b->writes[j].relid == w->relid &&
+					b->writes[j].user_id == w->user_id &&
+					b->writes[j].rowtype == w->rowtype)
+					for (int r = 0; r < b->writes[j].nrows; r++)
+						rows[k++] = b->writes[j].rows[r];
+			insert_rows(w->relid, w->rowtype, w->user_id, rows, n);
+		}
+}
+
+/* Optimistic pass: everything, no subtransactions.  False on any error. */
+bool
+apply_optimistic(Batch *b)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		insert_groups(b);
+	}
+	PG_CATCH();
+	{
+		disable_timeout(probe_timeout, false);
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* Isolated pass: one subtransaction per write. */
+void
+apply_isolated(Batch *b)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	/* deferred constraints are checked per write, not at commit */
+	if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) < 0)
+		elog(ERROR, "could not set constraints immediate");
+
+	for (int i = 0; i < b->nwrites; i++)
+	{
+		BatchWrite *w = &b->writes[i];
+
+		if (w->outcome != WriteState::Running)
+			continue;
+		BeginInternalSubTransaction(nullptr);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			insert_rows(w->relid, w->rowtype, w->user_id, w->rows, w->nrows);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+		PG_CATCH();
+		{
+			disable_timeout(probe_timeout, false);
+			MemoryContextSwitchTo(batch_cxt);
+			ErrorData  *edata = CopyErrorData();
+
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+
+			if (probe_fired || edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+			{
+				w->outcome = WriteState::Deferred;
+				w->defer_reason = DeferReason::Row;
+				w->defer_tag_valid = probe_fired;
+				if (probe_fired)
+					w->defer_tag = probe_tag;
+				probe_fired = false;
+			}
+			else
+			{
+				w->outcome = WriteState::Failed;
+				w->error = edata;
+				forget_plan(w->relid);
+				MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
+				w->relname = get_rel_name(w->relid);
+				MemoryContextSwitchTo(old);
+			}
+		}
+		PG_END_TRY();
+	}
+}
+
+/* Commit; false (transaction aborted) if the commit itself failed. */
+bool
+try_commit(bool isolated)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		committing = true;
+		CommitTransactionCommand();
+		committing = false;
+	}
+	PG_CATCH();
+	{
+		committing = false;
+		if (isolated)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* Put back writes deferred for their table: the next attempt locks anew. */
+void
+undo_table_deferrals(Batch *b)
+{
+	for (int i = 0; i < b->nwrites; i++)
+		if (b->writes[i].outcome == WriteState::Deferred &&
+			b->writes[i].defer_reason == DeferReason::Table)
+			b->writes[i].outcome = WriteState::Running;
+}
+
+/* Run the batch in transactions until it commits; set each outcome. */
+void
+apply_batch(Batch *b, bool *retried)
+{
+	*retried = false;
+	for (int attempt = 0;; attempt++)
+	{
+		bool		isolated = attempt > 0;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, isolated
+							   ? "group commit: batch, one write at a time"
+							   : "group commit: batch");
+		lock_tables(b);
+
+		bool		ok;
+
+		if (!isolated)
+			ok = apply_optimistic(b);
+		else
+		{
+			apply_isolated(b);
+			ok = true;
+		}
+		if (!ok)
+		{
+			/* the abort also resets SPI */
+			AbortCurrentTransaction();
+			undo_table_deferrals(b);
+			*retried = true;
+			continue;
+		}
+
+		SPI_finish();
+		PopActiveSnapshot();
+		if (!try_commit(isolated))
+		{
+			undo_table_deferrals(b);
+			*retried = true;
+			continue;
+		}
+		break;
+	}
+	pgstat_report_activity(STATE_IDLE, nullptr);
+	for (int i = 0; i < b->nwrites; i++)
+		if (b->writes[i].outcome == WriteState::Running)
+			b->writes[i].outcome = WriteState::Done;
+}
+
+int
+seq_cmp(const void *a, const void *b)
+{
+	uint64		x = static_cast<const WriteSlot *const *>(a)[0]->seq;
+	uint64		y = static_cast<const WriteSlot *const *>(b)[0]->seq;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Take the next batch from the queue, oldest first (marking it Running). */
+void
+take_batch(Batch *b)
+{
+	Queue	   *q = queue();
+	dsa_area   *a = area();
+	TimestampTz now = GetCurrentTimestamp();
+	int			limit = settings::max_batch_size;
+	int			n = 0;
+	WriteSlot **eligible = static_cast<WriteSlot **>(
+		palloc(sizeof(WriteSlot *) * q->nslots));
+
+	b->nwrites = 0;
+	b->nrows = 0;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < q->nslots; i++)
+	{
+		WriteSlot  *w = &q->slots[i];
+		WriteState	s = static_cast<WriteState>(w->state);
+
+		if (w->database_id == MyDatabaseId &&
+			(s == WriteState::Queued ||
+			 (s == WriteState::Deferred && w->retry_at <= now)))
+			eligible[n++] = w;
+	}
+	if (n > 1)
+		qsort(eligible, n, sizeof(WriteSlot *), seq_cmp);
+	b->writes = static_cast<BatchWrite *>(palloc(sizeof(BatchWrite) * Max(n, 1)));
+	for (int k = 0; k < n; k++)
+	{
+		WriteSlot  *best = eligible[k];
+
+		if (limit > 0 && b->nwrites > 0 && b->nrows + best->nrows > limit)
+			break;
+		BatchWrite *bw = &b->writes[b->nwrites++];
+
+		memset(bw, 0, sizeof(*bw));
+		bw->slot = static_cast<int>(best - q->slots);
+		bw->seq = best->seq;
+		bw->relid = best->relid;
+		bw->user_id = best->user_id;
+		bw->rowtype = best->rowtype;
+		bw->nrows = best->nrows;
+		bw->queued_at = best->queued_at;
+		bw->outcome = WriteState::Running;
+		bw->rows = static_cast<HeapTupleHeader *>(
+			palloc(sizeof(HeapTupleHeader) * best->nrows));
+
+		char	   *p = static_cast<char *>(dsa_get_address(a, best->rows));
+
+		for (int r = 0; r < best->nrows; r++)
+		{
+			bw->rows[r] = reinterpret_cast<HeapTupleHeader>(p);
+			p += MAXALIGN(HeapTupleHeaderGetDatumLength(bw->rows[r]));
+		}
+		best->state = static_cast<int32>(WriteState::Running);
+		b->nrows += best->nrows;
+	}
+	LWLockRelease(q->lock);
+}
+
+void
+fill_error(WriteSlot *w, const ErrorData *e)
+{
+	w->sqlerrcode = e->sqlerrcode;
+	strlcpy(w->message, e->message ? e->message : "unknown error",
+			sizeof(w->message));
+	strlcpy(w->detail, e->detail ? e->detail : "", sizeof(w->detail));
+	strlcpy(w->hint, e->hint ? e->hint : "", sizeof(w->hint));
+}
+
+/* Publish the outcomes, update the figures, wake the callers. */
+void
+answer(Batch *b, TimestampTz started, bool retried)
+{
+	Queue	   *q = queue();
+	TimestampTz now = GetCurrentTimestamp();
+	Stats	   *st = &q->workers[my_index].stats;
+	bool		freed = false;
+	int			nwake = 0;
+	int		   *wake = static_cast<int *>(palloc(sizeof(int) * (b->nwrites + 1)));
+	uint64		rows_done = 0;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < b->nwrites; i++)
+	{
+		BatchWrite *bw = &b->writes[i];
+		WriteSlot  *w = &q->slots[bw->slot];
+
+		Assert(w->seq == bw->seq);
+		switch (bw->outcome)
+		{
+			case WriteState::Done:
+				st->writes++;
+				st->rows += bw->nrows;
+				rows_done += bw->nrows;
+				{
+					long		us = 0;
+					long		secs;
+					int			usecs;
+
+					TimestampDifference(bw->queued_at, now, &secs, &usecs);
+					us = secs * 1000000L + usecs;
+					st->latency_us_total += us;
+					st->latency_us_max = Max(st->latency_us_max, static_cast<uint64>(us));
+				}
+				if (w->wait && w->owner_procno >= 0)
+					w->state = static_cast<int32>(WriteState::Done);
+				else
+				{
+					free_slot(w);
+					freed = true;
+				}
+				break;
+			case WriteState::Failed:
+				st->failures++;
+				fill_error(w, bw->error);
+				w->state = static_cast<int32>(WriteState::Failed);
+				bw->log_failure = !w->wait;
+				if (!w->wait)
+				{
+					if (w->owner_procno >= 0)
+						pg_atomic_fetch_add_u32(&q->failures_pending[w->owner_procno], 1);
+					else
+					{
+						free_slot(w);
+						freed = true;
+					}
+				}
+				break;
+			case WriteState::Deferred:
+				st->deferrals++;
+				w->state = static_cast<int32>(WriteState::Deferred);
+				w->defer_reason = static_cast<int32>(bw->defer_reason);
+				w->defer_tag = bw->defer_tag;
+				w->defer_tag_valid = bw->defer_tag_valid;
+				w->retry_at = TimestampTzPlusMilliseconds(now,
+					bw->defer_reason == DeferReason::Table ? 200 :
+					Max(5 * settings::row_lock_wait, 50));
+				break;
+			default:
+				elog(PANIC, "group-commit write in unexpected state");
+		}
+		if (w->owner_procno >= 0)
+			wake[nwake++] = w->owner_procno;
+	}
+	if (rows_done > 0 || b->nwrites > 0)
+	{
+		long		secs;
+		int			usecs;
+		uint64		us;
+
+		TimestampDifference(started, now, &secs, &usecs);
+		us = static_cast<uint64>(secs) * 1000000 + usecs;
+		st->batches++;
+		st->commit_us_total += us;
+		st->commit_us_max = Max(st->commit_us_max, us);
+		st->max_batch_rows = Max(st->max_batch_rows, static_cast<uint64>(b->nrows));
+		if (retried)
+			st->retries++;
+	}
+	LWLockRelease(q->lock);
+
+	for (int i = 0; i < nwake; i++)
+		wake_procno(wake[i]);
+	if (freed)
+		ConditionVariableBroadcast(&q->space_freed);
+
+	for (int i = 0; i < b->nwrites; i++)
+	{
+		BatchWrite *bw = &b->writes[i];
+
+		if (bw->log_failure)
+		{
+				ereport(LOG,
+						(errmsg("group-commit write to table \"%s\" failed: %s",
+								bw->relname ? bw->relname : "(dropped)",
+								bw->error->message),
+						 errdetail("SQLSTATE %s; the write was queued without "
+								   "waiting and is reported by the session's "
+								   "next append() or flush().",
+								   unpack_sql_state(bw->error->sqlerrcode))));
+		}
+	}
+}
+
+/*
+ * Exit: writes of an unfinished batch go back to the queue (they were not
+ * committed), unless the commit had begun (their outcome is unknown).
+ */
+void
+worker_exit(int, Datum)
+{
+	Queue	   *q = queue();
+	bool		freed = false;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < q->nslots; i++)
+	{
+		WriteSlot  *w = &q->slots[i];
+
+		if (w->database_id != MyDatabaseId ||
+			w->state != static_cast<int32>(WriteState::Running))
+			continue;
+		if (committing || !ProcDiePending)
+		{
+			w->state = static_cast<int32>(WriteState::Failed);
+			w->sqlerrcode = committing ? ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN
+				: ERRCODE_INTERNAL_ERROR;
+			strlcpy(w->message, committing
+					? "the group-commit worker exited while committing this write; its outcome is unknown"
+					: "the group-commit worker failed before this write was applied; it was not written",
+					sizeof(w->message));
+			strlcpy(w->detail, "See the server log.", sizeof(w->detail));
+			w->hint[0] = '\0';
+			if (!w->wait)
+			{
+				if (w->owner_procno >= 0)
+					pg_atomic_fetch_add_u32(&q->failures_pending[w->owner_procno], 1);
+				else
+				{
+					free_slot(w);
+					freed = true;
+					continue;
+				}
+			}
+		}
+		else
+			w->state = static_cast<int32>(WriteState::Queued);
+		wake_procno(w->owner_procno);
+	}
+	if (q->workers[my_index].generation == my_generation)
+	{
+		q->workers[my_index].state = static_cast<int32>(WorkerState::None);
+		q->workers[my_index].pid = 0;
+		q->workers[my_index].pgprocno = -1;
+	}
+	/* anybody waiting on a write of this database may restart the worker */
+	for (int i = 0; i < q->nslots; i++)
+		if (q->slots[i].database_id == MyDatabaseId &&
+			q->slots[i].state != static_cast<int32>(WriteState::Free))
+			wake_procno(q->slots[i].owner_procno);
+	LWLockRelease(q->lock);
+	if (freed)
+		ConditionVariableBroadcast(&q->space_freed);
+}
+
+/* Idle for long enough and nothing of ours in the queue: leave. */
+bool
+may_exit()
+{
+	Queue	   *q = queue();
+	bool		busy = false;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < q->nslots && !busy; i++)
+		busy = q->slots[i].database_id == MyDatabaseId &&
+			q->slots[i].state != static_cast<int32>(WriteState::Free) &&
+			q->slots[i].state != static_cast<int32>(WriteState::Done) &&
+			q->slots[i].state != static_cast<int32>(WriteState::Failed);
+	if (!busy && q->workers[my_index].generation == my_generation)
+	{
+		q->workers[my_index].state = static_cast<int32>(WorkerState::None);
+		q->workers[my_index].pid = 0;
+		q->workers[my_index].pgprocno = -1;
+		my_generation = 0;		/* the exit callback must not touch it */
+	}
+	LWLockRelease(q->lock);
+	return !busy;
+}
+
+/* How long until the earliest deferred write may be retried (ms), or -1. */
+long
+next_retry_ms()
+{
+	Queue	   *q = queue();
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz first = 0;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	for (int i = 0; i < q->nslots; i++)
+	{
+		const WriteSlot *w = &q->slots[i];
+
+		if (w->database_id == MyDatabaseId &&
+			w->state == static_cast<int32>(WriteState::Deferred) &&
+			(first == 0 || w->retry_at < first))
+			first = w->retry_at;
+	}
+	LWLockRelease(q->lock);
+	if (first == 0)
+		return -1;
+	return Max(TimestampDifferenceMilliseconds(now, first), 1L);
+}
+
+/* With child_txn.max_batch_delay, give a young batch time to grow. */
+void
+delay_batch()
+{
+	Queue	   *q = queue();
+
+	if (settings::max_batch_delay <= 0)
+		return;
+	for (;;)
+	{
+		TimestampTz oldest = 0;
+		int64		rows = 0;
+
+		LWLockAcquire(q->lock, LW_SHARED);
+		for (int i = 0; i < q->nslots; i++)
+		{
+			const WriteSlot *w = &q->slots[i];
+
+			if (w->database_id == MyDatabaseId &&
+				w->state == static_cast<int32>(WriteState::Queued))
+			{
+				rows += w->nrows;
+				if (oldest == 0 || w->queued_at < oldest)
+					oldest = w->queued_at;
+			}
+		}
+		LWLockRelease(q->lock);
+		if (oldest == 0 ||
+			(settings::max_batch_size > 0 && rows >= settings::max_batch_size))
+			return;
+		long		left = TimestampDifferenceMilliseconds(
+			GetCurrentTimestamp(),
+			TimestampTzPlusMilliseconds(oldest, settings::max_batch_delay));
+
+		if (left <= 0)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+} // namespace
+} // namespace gc
+} // namespace child_txn
+
+using namespace child_txn;
+using namespace child_txn::gc;
+
+extern "C" PGDLLEXPORT void child_txn_group_commit_main(Datum main_arg);
+
+/*
+ * child_txn_group_commit_main
+ *		Entry point; main_arg is the database's entry in the queue, bgw_extra
+ *		the generation it was started for.
+ */
+extern "C" void
+child_txn_group_commit_main(Datum main_arg)
+{
+	Queue	   *q = queue();
+	Oid			database_id;
+	TimestampTz idle_since;
+
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGINT, StatementCancelHandler);
+	BackgroundWorkerUnblockSignals();
+
+	my_index = DatumGetInt32(main_arg);
+	memcpy(&my_generation, MyBgworkerEntry->bgw_extra, sizeof(my_generation));
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	DbWorker   *e = &q->workers[my_index];
+
+	if (e->generation != my_generation ||
+		e->state != static_cast<int32>(WorkerState::Starting))
+	{
+		LWLockRelease(q->lock);
+		proc_exit(0);
+	}
+	e->state = static_cast<int32>(WorkerState::Running);
+	e->pid = MyProcPid;
+	e->pgprocno = MyProc->pgprocno;
+	e->started_at = GetCurrentTimestamp();
+	database_id = e->database_id;
+	LWLockRelease(q->lock);
+
+	before_shmem_exit(worker_exit, (Datum) 0);
+	BackgroundWorkerInitializeConnectionByOid(database_id, InvalidOid, 0);
+	pgstat_report_appname("child_txn group commit");
+	probe_timeout = RegisterTimeout(USER_TIMEOUT, row_wait_probe);
+	/* a row lock wait the probe missed still ends, a little later */
+	SetConfigOption("lock_timeout", psprintf("%d", 4 * settings::row_lock_wait),
+					PGC_SUSET, PGC_S_OVERRIDE);
+
+	batch_cxt = AllocSetContextCreate(TopMemoryContext, "child_txn batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	idle_since = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		Batch		b;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			SetConfigOption("lock_timeout",
+							psprintf("%d", 4 * settings::row_lock_wait),
+							PGC_SUSET, PGC_S_OVERRIDE);
+		}
+
+		delay_batch();
+		MemoryContextReset(batch_cxt);
+		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
+		take_batch(&b);
+		MemoryContextSwitchTo(old);
+
+		if (b.nwrites == 0)
+		{
+			long		timeout = next_retry_ms();
+			long		idle_left = -1;
+
+			if (settings::worker_idle_timeout > 0)
+			{
+				idle_left = TimestampDifferenceMilliseconds(
+					GetCurrentTimestamp(),
+					TimestampTzPlusMilliseconds(idle_since,
+												settings::worker_idle_timeout));
+				if (idle_left <= 0 && may_exit())
+					proc_exit(0);
+				idle_left = Max(idle_left, 100L);
+				timeout = timeout < 0 ? idle_left : Min(timeout, idle_left);
+			}
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH |
+							 (timeout >= 0 ? WL_TIMEOUT : 0),
+							 timeout, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			continue;
+		}
+
+		TimestampTz started = GetCurrentTimestamp();
+		bool		retried;
+
+		old = MemoryContextSwitchTo(batch_cxt);
+		apply_batch(&b, &retried);
+		MemoryContextSwitchTo(batch_cxt);
+		answer(&b, started, retried);
+		MemoryContextSwitchTo(old);
+		idle_since = GetCurrentTimestamp();
+	}
+}
