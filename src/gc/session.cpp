@@ -199,7 +199,7 @@ self_wait_error(Oid relid, LOCKMODE held)
 	ereport(ERROR,
 			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 			 errmsg("cannot wait for a group-commit write to table \"%s\": "
-					"this transaction holds a %s lock on it",
+					"this transaction holds %s on it",
 					relname ? relname : "?",
 					GetLockmodeName(DEFAULT_LOCKMETHOD, held)),
 			 errdetail("The group-commit worker needs a ROW EXCLUSIVE lock on "

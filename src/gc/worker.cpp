@@ -630,6 +630,28 @@ take_batch(Batch *b)
 			 (s == WriteState::Deferred && w->retry_at <= now)))
 			eligible[n++] = w;
 	}
+
+	/*
+	 * A table that is tried again is tried with all its deferred writes, so
+	 * that they keep their order and do not trickle in one batch each.
+	 */
+	int			ndue = n;
+
+	for (int i = 0; i < q->nslots; i++)
+	{
+		WriteSlot  *w = &q->slots[i];
+
+		if (w->database_id != MyDatabaseId ||
+			w->state != static_cast<int32>(WriteState::Deferred) ||
+			w->retry_at <= now)
+			continue;
+		for (int k = 0; k < ndue; k++)
+			if (eligible[k]->relid == w->relid)
+			{
+				eligible[n++] = w;
+				break;
+			}
+	}
 	if (n > 1)
 		qsort(eligible, n, sizeof(WriteSlot *), seq_cmp);
 	b->writes = static_cast<BatchWrite *>(palloc(sizeof(BatchWrite) * Max(n, 1)));
@@ -687,6 +709,7 @@ answer(Batch *b, TimestampTz started, bool retried)
 	int			nwake = 0;
 	int		   *wake = static_cast<int *>(palloc(sizeof(int) * (b->nwrites + 1)));
 	uint64		rows_done = 0;
+	bool		committed_or_failed = false;
 
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < b->nwrites; i++)
@@ -695,6 +718,8 @@ answer(Batch *b, TimestampTz started, bool retried)
 		WriteSlot  *w = &q->slots[bw->slot];
 
 		Assert(w->seq == bw->seq);
+		if (bw->outcome == WriteState::Done || bw->outcome == WriteState::Failed)
+			committed_or_failed = true;
 		switch (bw->outcome)
 		{
 			case WriteState::Done:
@@ -751,7 +776,7 @@ answer(Batch *b, TimestampTz started, bool retried)
 		if (w->owner_procno >= 0)
 			wake[nwake++] = w->owner_procno;
 	}
-	if (rows_done > 0 || b->nwrites > 0)
+	if (committed_or_failed)
 	{
 		long		secs;
 		int			usecs;

@@ -1,0 +1,206 @@
+-- Group commit: append(), append_rows(), flush() and group_commit_stats.
+\set SHOW_CONTEXT errors
+-- Message only: details would show generated ids and times.
+\set VERBOSITY terse
+-- The SQLSTATE and message of a statement's error.
+CREATE FUNCTION gc_try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE sql;
+  RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+CREATE TABLE gc_log (
+    id    bigserial PRIMARY KEY,
+    at    timestamptz NOT NULL DEFAULT now(),
+    msg   text NOT NULL,
+    n     int CHECK (n >= 0),
+    who   text DEFAULT current_user
+);
+CREATE FUNCTION gc_counts(OUT batches bigint, OUT writes bigint, OUT failures bigint,
+                          OUT retried bigint)
+  LANGUAGE sql AS $$
+    SELECT coalesce(sum(batches), 0), coalesce(sum(writes), 0),
+           coalesce(sum(failures), 0), coalesce(sum(retried_batches), 0)
+      FROM child_txn.group_commit_stats WHERE database = current_database() $$;
+-- Wait (up to 60 s) until the worker has counted this many failures.
+CREATE FUNCTION gc_wait_failures(target bigint) RETURNS boolean
+  LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..6000 LOOP
+    IF (SELECT failures FROM gc_counts()) >= target THEN
+      RETURN true;
+    END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  RETURN false;
+END $$;
+
+-- One row; NULL fields of columns with defaults take their defaults (id, at,
+-- who); the write is durable when append() returns.
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'first', 1, NULL)::gc_log);
+SELECT id, at IS NOT NULL AS has_at, msg, n, who = current_user AS who_ok FROM gc_log;
+-- Explicit values are kept.
+SELECT child_txn.append('gc_log', ROW(100, '2000-01-01', 'explicit', 2, 'me')::gc_log);
+SELECT id, at, msg, n, who FROM gc_log WHERE id = 100;
+
+-- Autonomous: it stays when the calling transaction rolls back.
+BEGIN;
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'survives rollback', 3, NULL)::gc_log);
+ROLLBACK;
+SELECT msg FROM gc_log WHERE msg = 'survives rollback';
+
+-- Errors of the write reach the caller with their SQLSTATE.
+SELECT gc_try($$SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'negative', -1, NULL)::gc_log)$$);
+SELECT gc_try($$SELECT child_txn.append('gc_log', ROW(NULL, NULL, NULL, 4, NULL)::gc_log)$$);
+SELECT gc_try($$SELECT child_txn.append('gc_log', ROW(100, NULL, 'duplicate id', 5, NULL)::gc_log)$$);
+SELECT count(*) FROM gc_log WHERE n < 0 OR msg = 'duplicate id';
+
+-- Many rows as one write: all or nothing.
+SELECT child_txn.append_rows('gc_log', ARRAY[
+    ROW(NULL, NULL, 'many 1', 6, NULL)::gc_log,
+    ROW(NULL, NULL, 'many 2', 7, NULL)::gc_log]);
+SELECT child_txn.append_rows('gc_log', ARRAY[
+    ROW(NULL, NULL, 'many 3', 8, NULL)::gc_log,
+    ROW(NULL, NULL, 'many bad', -8, NULL)::gc_log]);
+SELECT msg FROM gc_log WHERE msg LIKE 'many%' ORDER BY id;
+SELECT child_txn.append_rows('gc_log', '{}'::gc_log[]);
+
+-- Fire and forget: returns at once; flush() waits and reports the first
+-- failure, once.
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'ff 1', 9, NULL)::gc_log, false);
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'ff bad', -9, NULL)::gc_log, wait => false);
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'ff 2', 10, NULL)::gc_log, false);
+SELECT child_txn.flush();
+SELECT child_txn.flush();
+SELECT msg FROM gc_log WHERE msg LIKE 'ff%' ORDER BY id;
+-- A failure nobody flushed is reported by the next append(), which then
+-- does not queue its own row.
+SELECT failures AS f0 FROM gc_counts() \gset
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'ff bad 2', -10, NULL)::gc_log, false);
+SELECT gc_wait_failures(:f0 + 1);
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'not queued', 11, NULL)::gc_log);
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'queued', 12, NULL)::gc_log);
+SELECT msg FROM gc_log WHERE n >= 11 OR n <= -10 ORDER BY id;
+
+-- Failure isolation in one batch: writes deferred while this transaction
+-- holds a SHARE lock are retried together after it commits; the optimistic
+-- batch fails, the batch is rerun one write at a time, and only the bad
+-- write fails.
+SELECT * FROM gc_counts() \gset before_
+BEGIN;
+LOCK gc_log IN SHARE MODE;
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'batch ' || i, i, NULL)::gc_log, false)
+  FROM generate_series(1, 5) i;
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'batch bad', -1, NULL)::gc_log, false);
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'batch 6', 6, NULL)::gc_log, false);
+SELECT count(*) FROM gc_log WHERE msg LIKE 'batch%';
+COMMIT;
+SELECT child_txn.flush();
+SELECT msg FROM gc_log WHERE msg LIKE 'batch%' ORDER BY id;
+SELECT f.writes - :before_writes AS writes, f.failures - :before_failures AS failures,
+       f.retried - :before_retried AS retried_batches
+  FROM gc_counts() f;
+
+-- Waiting for a write that waits for this very transaction is refused at once.
+BEGIN;
+LOCK gc_log IN EXCLUSIVE MODE;
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'self', 1, NULL)::gc_log);
+ROLLBACK;
+BEGIN;
+INSERT INTO gc_log(id, msg) VALUES (5000, 'mine');
+SELECT child_txn.append('gc_log', ROW(5000, NULL, 'self row', 1, NULL)::gc_log);
+ROLLBACK;
+SELECT count(*) FROM gc_log WHERE id = 5000 OR msg LIKE 'self%';
+
+-- Bad calls.
+SELECT child_txn.append('gc_log', ROW(1, 2));
+SELECT child_txn.append('gc_log', 42);
+SELECT child_txn.append('gc_log', NULL::gc_log);
+SELECT child_txn.append(NULL, ROW(NULL, NULL, 'x', 1, NULL)::gc_log);
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'x', 1, NULL)::gc_log, NULL);
+SELECT child_txn.append('gc_log_id_seq', ROW(NULL, NULL, 'x', 1, NULL)::gc_log);
+SELECT child_txn.append_rows('gc_log', ARRAY[ROW(NULL, NULL, 'x', 1, NULL)::gc_log, NULL]);
+SELECT child_txn.append_rows('gc_log', ARRAY[1, 2]);
+CREATE TABLE gc_other (a int);
+SELECT child_txn.append('gc_other', ROW(NULL, NULL, 'x', 1, NULL)::gc_log);
+
+-- Defaults, identity and generated columns, as an INSERT leaving them out.
+CREATE TABLE gc_cols (
+    id   int GENERATED ALWAYS AS IDENTITY,
+    a    int,
+    b    int DEFAULT 7,
+    twice int GENERATED ALWAYS AS (a * 2) STORED
+);
+SELECT child_txn.append('gc_cols', ROW(NULL, 1, NULL, NULL)::gc_cols);
+SELECT child_txn.append('gc_cols', ROW(NULL, 2, 3, NULL)::gc_cols);
+SELECT child_txn.append('gc_cols', ROW(10, 3, 3, NULL)::gc_cols);
+SELECT * FROM gc_cols ORDER BY id;
+
+-- Triggers fire as for an INSERT, as the submitting role.
+CREATE TABLE gc_trig (v text, by_user text, note text);
+CREATE FUNCTION gc_trig_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.by_user := current_user;
+  NEW.note := 'set by trigger';
+  IF NEW.v = 'reject' THEN
+    RAISE EXCEPTION 'trigger rejects %', NEW.v USING ERRCODE = 'P0042', HINT = 'do not';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER gc_trig_bi BEFORE INSERT ON gc_trig FOR EACH ROW EXECUTE FUNCTION gc_trig_fn();
+CREATE ROLE gc_writer;
+CREATE ROLE gc_reader;
+GRANT USAGE ON SCHEMA child_txn TO gc_writer, gc_reader;
+GRANT INSERT ON gc_trig TO gc_writer;
+GRANT INSERT, SELECT ON gc_log TO gc_writer, gc_reader;
+REVOKE INSERT ON gc_log FROM gc_reader;
+GRANT USAGE ON SEQUENCE gc_log_id_seq TO gc_writer;
+SET ROLE gc_writer;
+SELECT child_txn.append('gc_trig', ROW('hello', NULL, NULL)::gc_trig);
+SELECT gc_try($$SELECT child_txn.append('gc_trig', ROW('reject', NULL, NULL)::gc_trig)$$);
+RESET ROLE;
+SELECT * FROM gc_trig;
+
+-- A role without INSERT privilege: 42501, as for its own INSERT.
+SET ROLE gc_reader;
+SELECT gc_try($$INSERT INTO gc_log(msg) VALUES ('direct')$$);
+SELECT gc_try($$SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'no privilege', 1, NULL)::gc_log)$$);
+RESET ROLE;
+
+-- Row-level security: a policy that rejects the row rejects the write.
+CREATE TABLE gc_rls (owner text, v text);
+ALTER TABLE gc_rls ENABLE ROW LEVEL SECURITY;
+CREATE POLICY gc_rls_own ON gc_rls USING (owner = current_user)
+  WITH CHECK (owner = current_user);
+GRANT INSERT, SELECT ON gc_rls TO gc_writer;
+SET ROLE gc_writer;
+SELECT child_txn.append('gc_rls', ROW('gc_writer', 'mine')::gc_rls);
+SELECT gc_try($$SELECT child_txn.append('gc_rls', ROW('someone else', 'theirs')::gc_rls)$$);
+SELECT * FROM gc_rls;
+RESET ROLE;
+SELECT * FROM gc_rls;
+
+-- A SECURITY DEFINER function appends as its owner.
+CREATE FUNCTION gc_definer(v text) RETURNS void LANGUAGE sql SECURITY DEFINER
+  AS $$ SELECT child_txn.append('gc_trig', ROW(v, NULL, NULL)::gc_trig) $$;
+GRANT EXECUTE ON FUNCTION gc_definer(text) TO gc_reader;
+SET ROLE gc_reader;
+SELECT gc_definer('via definer');
+RESET ROLE;
+SELECT v, by_user = current_user AS by_owner FROM gc_trig WHERE v = 'via definer';
+
+-- The statistics view.
+SELECT database = current_database() AS db, batches > 0 AS batched,
+       writes > 0 AS wrote, failures > 0 AS failed, deferrals > 0 AS deferred,
+       mean_batch_rows > 0 AS mean_ok, max_batch_rows >= 1 AS max_ok,
+       mean_commit_ms >= 0 AS commit_ok, queued
+  FROM child_txn.group_commit_stats WHERE database = current_database();
+
+DROP FUNCTION gc_definer(text);
+DROP TABLE gc_rls, gc_trig, gc_cols, gc_other;
+DROP FUNCTION gc_trig_fn();
+REVOKE ALL ON gc_log FROM gc_writer, gc_reader;
+REVOKE ALL ON SEQUENCE gc_log_id_seq FROM gc_writer;
+REVOKE USAGE ON SCHEMA child_txn FROM gc_writer, gc_reader;
+DROP ROLE gc_writer, gc_reader;
