@@ -1,0 +1,93 @@
+# The group-commit queue is bounded: when it is full, append() waits
+# (interruptibly, or up to child_txn.queue_wait_timeout) and nothing is
+# dropped.  Also: child_txn.max_batch_size and child_txn.max_batch_delay.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+my $node = PostgreSQL::Test::Cluster->new('gc_queue');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'child_txn'");
+$node->append_conf('postgresql.conf', "max_worker_processes = 16");
+$node->append_conf('postgresql.conf', "child_txn.queue_size = 16");
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION child_txn');
+$node->safe_psql('postgres', 'CREATE TABLE q (i int)');
+
+sub count_q { return $node->safe_psql('postgres', 'SELECT count(*) FROM q'); }
+
+# Hold the table so that queued writes stay queued (deferred).
+my $locker = $node->background_psql('postgres');
+$locker->query_safe('BEGIN; LOCK q IN EXCLUSIVE MODE');
+
+# Fill the queue with fire-and-forget writes.
+$node->safe_psql('postgres',
+	"SELECT child_txn.append('q', ROW(i)::q, false) FROM generate_series(1, 16) i");
+is($node->safe_psql('postgres',
+	"SELECT queued FROM child_txn.group_commit_stats WHERE database = 'postgres'"),
+	'16', 'sixteen writes queued, table still locked');
+
+# Full queue, bounded wait: an error after the timeout, the write not queued.
+my ($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET child_txn.queue_wait_timeout = '300ms'; SELECT child_txn.append('q', ROW(100)::q, false)");
+isnt($ret, 0, 'append into a full queue fails after queue_wait_timeout');
+like($stderr, qr/group-commit queue stayed full for 300 ms; the write was not queued/,
+	'the error says the write was not queued');
+
+# Full queue, no timeout: the wait is interruptible (statement_timeout here).
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET statement_timeout = '300ms'; SELECT child_txn.append('q', ROW(101)::q, false)");
+like($stderr, qr/canceling statement due to statement timeout/,
+	'a wait for queue space can be cancelled');
+
+# A waiting appender goes on once there is room; nothing is dropped.
+my $waiter = $node->background_psql('postgres');
+$waiter->query_until(qr/started/,
+	"\\echo started\nSELECT child_txn.append('q', ROW(17)::q, false);\n\\echo appended\n");
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Extension' "
+	  . "AND query LIKE '%ROW(17)%'"),
+	'the seventeenth append waits for room');
+$locker->query_safe('COMMIT');
+$waiter->query_safe('SELECT child_txn.flush()');
+$waiter->quit;
+$node->safe_psql('postgres', 'SELECT child_txn.flush()');
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 17 FROM q'),
+	'all seventeen writes are in the table, none of the refused ones');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM q WHERE i >= 100'), '0',
+	'refused writes were not written');
+
+# max_batch_size: at most that many rows per batch.
+$node->safe_psql('postgres', 'TRUNCATE q');
+$node->append_conf('postgresql.conf', "child_txn.max_batch_size = 2");
+$node->reload;
+$locker->query_safe('BEGIN; LOCK q IN EXCLUSIVE MODE');
+$node->safe_psql('postgres',
+	"SELECT child_txn.append('q', ROW(i)::q, false) FROM generate_series(1, 10) i");
+my $before = $node->safe_psql('postgres',
+	"SELECT batches FROM child_txn.group_commit_stats WHERE database = 'postgres'");
+$locker->query_safe('COMMIT');
+$node->safe_psql('postgres', 'SELECT child_txn.flush()');
+is(count_q(), '10', 'ten rows written with max_batch_size = 2');
+my $after = $node->safe_psql('postgres',
+	"SELECT batches FROM child_txn.group_commit_stats WHERE database = 'postgres'");
+cmp_ok($after - $before, '>=', 5, 'in at least five batches');
+cmp_ok($node->safe_psql('postgres',
+	"SELECT max_batch_rows FROM child_txn.group_commit_stats WHERE database = 'postgres'"),
+	'<=', 16, 'max_batch_rows is reported');
+
+# max_batch_delay: a lone write waits that long for company.
+$node->append_conf('postgresql.conf', "child_txn.max_batch_delay = '300ms'");
+$node->reload;
+sleep(0.5);
+my $t0 = time();
+$node->safe_psql('postgres', "SELECT child_txn.append('q', ROW(1000)::q)");
+my $elapsed = time() - $t0;
+cmp_ok($elapsed, '>=', 0.29, "with max_batch_delay = 300ms a lone append took ${elapsed}s");
+
+$locker->quit;
+$node->stop;
+done_testing();
