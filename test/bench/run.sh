@@ -24,8 +24,26 @@ else
 	DURATION=${DURATION:-10}
 	ROUNDS=${ROUNDS:-2}
 fi
-CLIENTS=${CLIENTS:-"1 8"}
-METHODS=${METHODS:-"plain child_txn dblink_new dblink_kept block_plain block_child"}
+# SUITE picks the default methods and client counts: child (child
+# transactions against dblink), gc (group commit), or all.
+SUITE=${SUITE:-all}
+case "$SUITE" in
+child)
+	DEF_CLIENTS="1 8"
+	DEF_METHODS="plain child_txn dblink_new dblink_kept block_plain block_child"
+	;;
+gc)
+	DEF_CLIENTS="1 32"
+	DEF_METHODS="plain gc_append gc_nowait gc_ceiling"
+	;;
+all)
+	DEF_CLIENTS="1 8 32"
+	DEF_METHODS="plain child_txn dblink_new dblink_kept block_plain block_child gc_append gc_nowait gc_ceiling"
+	;;
+*) printf 'run.sh: ERROR: SUITE must be child, gc or all\n' >&2; exit 1 ;;
+esac
+CLIENTS=${CLIENTS:-$DEF_CLIENTS}
+METHODS=${METHODS:-$DEF_METHODS}
 WARMUP=${WARMUP:-1}
 BENCH_PORT=${BENCH_PORT:-55800}
 BENCH_USER=${BENCH_USER:-postgres}
@@ -209,7 +227,7 @@ fi
 
 HEADER_FILE=$SCRATCH/header.txt
 cat >"$HEADER_FILE" <<EOF
-child_txn benchmark: one autonomous single-row INSERT per transaction
+child_txn benchmark: one autonomous single-row INSERT per transaction (suite: $SUITE)
   date:      $(date -u '+%Y-%m-%d %H:%M:%S UTC'), host $(hostname), $(nproc) CPUs
   pgbench:   $PGBENCH_VERSION
   server:    $SERVER_VERSION
@@ -249,11 +267,26 @@ run_one() {
 	psql_q -c "TRUNCATE bench_t RESTART IDENTITY" -c "CHECKPOINT" ||
 		die "TRUNCATE/CHECKPOINT failed before $tag"
 
-	local log_lines_before
+	local log_lines_before xid_before xid_after xids
 	log_lines_before=$(wc -l <"$SERVER_LOG")
+	xid_before=$(psql_q -c "SELECT txid_current()")
 	as_pg "$PG_BINDIR/pgbench" "${PGBENCH_COMMON[@]}" -T "$dur" -c "$c" -j "$j" \
 		-l --log-prefix="$dir/txn" -f "$SCRATCH/scripts/$m.sql" \
 		>"$dir/stdout" 2>"$dir/stderr" || rc=$?
+
+	# Fire-and-forget writes may still be queued: wait until they are in.
+	local drained=0
+	for _ in $(seq 1 600); do
+		if [ "$(psql_q -c "SELECT coalesce(sum(queued), 0) FROM child_txn.group_commit_stats")" = 0 ]; then
+			drained=1
+			break
+		fi
+		sleep 0.1
+	done
+	[ "$drained" = 1 ] || note "warning: the group-commit queue did not drain after $tag"
+	xid_after=$(psql_q -c "SELECT txid_current()")
+	# transaction ids consumed by the run (not counting the two probes)
+	xids=$((xid_after - xid_before - 1))
 
 	[ "$record" = 1 ] || return 0
 
@@ -265,8 +298,8 @@ run_one() {
 	logged=$(awk '$3 ~ /^[0-9]+$/ { n++ } END { print n + 0 }' "$SCRATCH/txn.tmp")
 	nonnum=$(awk '$3 !~ /^[0-9]+$/ { n++ } END { print n + 0 }' "$SCRATCH/txn.tmp")
 	rows=$(psql_q -c "SELECT count(*) FROM bench_t" 2>/dev/null || echo NaN)
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$c" "$round" "$rc" "$tps" \
-		"$logged" "$nonnum" "$rows" >>"$RUNS_TSV"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$c" "$round" "$rc" "$tps" \
+		"$logged" "$nonnum" "$rows" "$xids" >>"$RUNS_TSV"
 
 	local status=ok
 	if [ "$rc" != 0 ] || grep -q 'aborted' "$dir/stderr"; then
@@ -282,7 +315,7 @@ run_one() {
 				printf '%s\n' "$new_server_lines" | sed 's/^/      /'
 			fi
 		} >>"$SCRATCH/failures.txt"
-	elif [ "$rows" != "$logged" ]; then
+	elif [ "$m" != gc_ceiling ] && [ "$rows" != "$logged" ]; then
 		status="ROWS MISMATCH"
 		printf '%s, %s client(s), round %s: %s transactions logged but %s rows in bench_t\n' \
 			"$m" "$c" "$round" "$logged" "$rows" >>"$SCRATCH/failures.txt"
@@ -332,7 +365,7 @@ for c in "${CLIENT_LIST[@]}"; do
 			END { if (n) printf "%.1f", s / n; else print "NaN" }' "$RUNS_TSV")
 		notes=$(awk -F'\t' -v m="$m" -v c="$c" '$1 == m && $2 == c {
 				if ($4 != 0) f = f (f ? "," : "") $3
-				else if ($6 != $8) x = x (x ? "," : "") $3
+				else if (m != "gc_ceiling" && $6 != $8) x = x (x ? "," : "") $3
 			}
 			END {
 				s = ""
@@ -349,25 +382,27 @@ for c in "${CLIENT_LIST[@]}"; do
 		else
 			med=NaN p95=NaN n=0
 		fi
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$c" "$tps" "$med" "$p95" "$n" "$notes" >>"$SUMMARY"
+		xk=$(awk -F'\t' -v m="$m" -v c="$c" '$1 == m && $2 == c && $9 != "" { x += $9; r += $8 }
+			END { if (r > 0) printf "%.0f", x * 10000 / r; else print "-" }' "$RUNS_TSV")
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$c" "$tps" "$med" "$p95" "$n" "$notes" "$xk" >>"$SUMMARY"
 	done
 done
 
 TABLE=$SCRATCH/table.md
 awk -F'\t' '
 	function ratio(a, b) { return (a == "NaN" || b == "NaN" || b + 0 == 0) ? "" : sprintf("%.2fx", a / b) }
-	{ m[NR] = $1; c[NR] = $2; tps[NR] = $3; med[NR] = $4; p95[NR] = $5; n[NR] = $6; notes[NR] = $7
+	{ m[NR] = $1; c[NR] = $2; tps[NR] = $3; med[NR] = $4; p95[NR] = $5; n[NR] = $6; notes[NR] = $7; xk[NR] = $8
 	  if ($1 == "plain") { ptps[$2] = $3; pmed[$2] = $4 }
 	  if (notes[NR] != "") anynotes = 1 }
 	END {
-		hdr = "| method | clients | tx/s | median ms | p95 ms | median vs plain | tx/s vs plain | txns |"
-		sep = "|---|---:|---:|---:|---:|---:|---:|---:|"
+		hdr = "| method | clients | tx/s | median ms | p95 ms | median vs plain | tx/s vs plain | txns | xids per 10k rows |"
+		sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 		if (anynotes) { hdr = hdr " notes |"; sep = sep "---|" }
 		print hdr; print sep
 		for (i = 1; i <= NR; i++) {
-			line = sprintf("| %s | %s | %s | %s | %s | %s | %s | %s |", m[i], c[i], tps[i], med[i], p95[i],
+			line = sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", m[i], c[i], tps[i], med[i], p95[i],
 				(c[i] in pmed) ? ratio(med[i], pmed[c[i]]) : "",
-				(c[i] in ptps) ? ratio(tps[i], ptps[c[i]]) : "", n[i])
+				(c[i] in ptps) ? ratio(tps[i], ptps[c[i]]) : "", n[i], xk[i])
 			if (anynotes) line = line " " notes[i] " |"
 			print line
 		}
@@ -377,8 +412,25 @@ awk -F'\t' '
 # against child_txn, by median latency, at every client count.
 RATIOS=$SCRATCH/ratios.txt
 awk -F'\t' '
-	{ med[$1 "," $2] = $4; if (!($2 in seen)) { seen[$2] = 1; cs[++k] = $2 } }
+	{ med[$1 "," $2] = $4; tps[$1 "," $2] = $3; xk[$1 "," $2] = $8
+	  if (!($2 in seen)) { seen[$2] = 1; cs[++k] = $2 } }
 	END {
+		for (i = 1; i <= k; i++) {
+			c = cs[i]; cl = c " client" (c == 1 ? "" : "s")
+			p = tps["plain," c]; g = tps["gc_append," c]
+			if (p != "" && p != "NaN" && g != "" && g != "NaN" && p + 0 > 0)
+				printf "group commit, waiting: gc_append rows/s / plain rows/s at %s: %.2fx\n", cl, g / p
+			pm = med["plain," c]; gm = med["gc_append," c]
+			if (pm != "" && pm != "NaN" && gm != "" && gm != "NaN" && pm + 0 > 0)
+				printf "group commit, waiting: gc_append median / plain median at %s: %.2fx\n", cl, gm / pm
+			n = tps["gc_nowait," c]; s = tps["gc_ceiling," c]
+			if (n != "" && n != "NaN" && s != "" && s != "NaN" && s + 0 > 0)
+				printf "group commit, fire-and-forget: gc_nowait rows/s / gc_ceiling statements/s at %s: %.0f%%\n", cl, 100 * n / s
+			for (j = 1; j <= 2; j++) {
+				o = (j == 1) ? "gc_append" : "gc_nowait"; x = xk[o "," c]
+				if (x != "" && x != "-") printf "transaction ids per 10,000 writes, %s at %s: %s\n", o, cl, x
+			}
+		}
 		for (i = 1; i <= k; i++) {
 			c = cs[i]; ct = med["child_txn," c]
 			if (ct == "" || ct == "NaN" || ct + 0 == 0) continue
@@ -439,9 +491,9 @@ mkdir -p "$RESULTS_DIR"
 	echo
 	echo 'Per run (tx/s is pgbench'\''s, without connection time; txns = transactions in the per-transaction log; rows = rows in bench_t afterwards):'
 	echo
-	echo '| method | clients | round | pgbench exit | tx/s | txns | rows |'
-	echo '|---|---:|---:|---:|---:|---:|---:|'
-	awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, ($5 == "NaN" ? $5 : sprintf("%.1f", $5)), $6, $8 }' "$RUNS_TSV"
+	echo '| method | clients | round | pgbench exit | tx/s | txns | rows | xids |'
+	echo '|---|---:|---:|---:|---:|---:|---:|---:|'
+	awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, ($5 == "NaN" ? $5 : sprintf("%.1f", $5)), $6, $8, $9 }' "$RUNS_TSV"
 	if [ "$(so_sha)" != "$SO_SHA_AT_START" ]; then
 		echo
 		echo "Note: $SO was reinstalled during the run; the server kept the build it loaded at start ($SO_SHA_AT_START), which is what these numbers measure."
