@@ -68,9 +68,10 @@ SELECT child_txn.append_rows('gc_log', '{}'::gc_log[]);
 
 -- Fire and forget: returns at once; flush() waits and reports the first
 -- failure, once.
+-- (The failing write comes last: an append() after it could report it.)
 SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'ff 1', 9, NULL)::gc_log, false);
-SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'ff bad', -9, NULL)::gc_log, wait => false);
 SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'ff 2', 10, NULL)::gc_log, false);
+SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'ff bad', -9, NULL)::gc_log, wait => false);
 SELECT child_txn.flush();
 SELECT child_txn.flush();
 SELECT msg FROM gc_log WHERE msg LIKE 'ff%' ORDER BY id;

@@ -72,7 +72,17 @@ shmem_init()
 	shared->next_seq = 1;
 	shared->nbackends = backend_entries();
 	for (int i = 0; i < shared->nslots; i++)
+	{
 		shared->slots[i].owner_procno = -1;
+		shared->slots[i].next = i + 1 < shared->nslots ? i + 1 : -1;
+	}
+	shared->free_head = 0;
+	for (int i = 0; i < kMaxDatabases; i++)
+	{
+		shared->workers[i].queue_head = -1;
+		shared->workers[i].queue_tail = -1;
+		shared->workers[i].pgprocno = -1;
+	}
 
 	shared->failures_pending =
 		reinterpret_cast<pg_atomic_uint32 *>(p + slots_size());
@@ -122,6 +132,90 @@ wake_procno(int procno)
 		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 }
 
+int
+alloc_slot()
+{
+	int			i = shared->free_head;
+
+	Assert(LWLockHeldByMeInMode(shared->lock, LW_EXCLUSIVE));
+	if (i >= 0)
+	{
+		shared->free_head = shared->slots[i].next;
+		shared->slots[i].next = -1;
+	}
+	return i;
+}
+
+int
+db_entry(Oid database_id)
+{
+	for (int i = 0; i < kMaxDatabases; i++)
+		if (shared->workers[i].database_id == database_id)
+			return i;
+	return -1;
+}
+
+void
+enqueue(DbWorker *e, WriteSlot *w)
+{
+	int			i = static_cast<int>(w - shared->slots);
+	int			prev = -1;
+
+	Assert(LWLockHeldByMeInMode(shared->lock, LW_EXCLUSIVE));
+	w->state = static_cast<int32>(WriteState::Queued);
+	e->nqueued++;
+
+	/* the usual case: the newest write goes last */
+	if (e->queue_tail < 0 || shared->slots[e->queue_tail].seq < w->seq)
+	{
+		w->next = -1;
+		if (e->queue_tail >= 0)
+			shared->slots[e->queue_tail].next = i;
+		else
+			e->queue_head = i;
+		e->queue_tail = i;
+		return;
+	}
+	/* a write taken again: back in its place, by age */
+	for (int k = e->queue_head; k >= 0 && shared->slots[k].seq < w->seq;
+		 k = shared->slots[k].next)
+		prev = k;
+	if (prev < 0)
+	{
+		w->next = e->queue_head;
+		e->queue_head = i;
+	}
+	else
+	{
+		w->next = shared->slots[prev].next;
+		shared->slots[prev].next = i;
+	}
+}
+
+void
+unlink_queued(DbWorker *e, WriteSlot *w)
+{
+	int			i = static_cast<int>(w - shared->slots);
+	int			prev = -1;
+
+	Assert(LWLockHeldByMeInMode(shared->lock, LW_EXCLUSIVE));
+	for (int k = e->queue_head; k >= 0; prev = k, k = shared->slots[k].next)
+	{
+		if (k != i)
+			continue;
+		if (prev >= 0)
+			shared->slots[prev].next = w->next;
+		else
+			e->queue_head = w->next;
+		if (e->queue_tail == i)
+			e->queue_tail = prev;
+		w->next = -1;
+		e->nqueued--;
+		return;
+	}
+	elog(PANIC, "group-commit write %d is not on its queue", i);
+}
+
 void
 free_slot(WriteSlot *w)
 {
@@ -138,6 +232,8 @@ free_slot(WriteSlot *w)
 	w->retry = false;
 	w->defer_reason = static_cast<int32>(DeferReason::None);
 	w->defer_tag_valid = false;
+	w->next = shared->free_head;
+	shared->free_head = static_cast<int32>(w - shared->slots);
 }
 
 } // namespace gc

@@ -62,6 +62,8 @@ constexpr int kErrHintLen = 160;
 struct WriteSlot
 {
 	int32		state;			/* WriteState */
+	int32		next;			/* next slot in the free list or in its
+								 * database's queue, -1 at the end */
 	bool		wait;			/* the caller waits for the outcome */
 	bool		retry;			/* Deferred: may be taken again now */
 	int32		owner_procno;	/* submitting backend's PGPROC, -1: gone */
@@ -120,6 +122,13 @@ struct DbWorker
 	int32		pid;
 	int32		pgprocno;
 	TimestampTz started_at;
+
+	/* Queued writes, oldest first: a list through WriteSlot.next */
+	int32		queue_head;
+	int32		queue_tail;
+	int32		nqueued;
+	int32		ndeferred;		/* writes in state Deferred (not listed) */
+
 	Stats		stats;
 };
 
@@ -131,6 +140,7 @@ struct Queue
 	ConditionVariable space_freed;	/* a slot or queue memory came free */
 	int			dsa_tranche;
 	int			nslots;
+	int32		free_head;		/* free slots, a list through .next */
 	uint64		next_seq;
 	int			nbackends;		/* entries in failures_pending */
 	DbWorker	workers[kMaxDatabases];
@@ -152,8 +162,24 @@ dsa_area   *area();
 /* Wake the process behind a PGPROC number. */
 void		wake_procno(int procno);
 
-/* Free a write slot and its rows; queue lock held exclusively. */
+/*
+ * With the queue lock held exclusively:
+ */
+
+/* Take a free slot (-1 if none). */
+int			alloc_slot();
+
+/* Free a write slot and its rows.  It must not be on a queue list. */
 void		free_slot(WriteSlot *w);
+
+/* The entry of a database, -1 if it has none. */
+int			db_entry(Oid database_id);
+
+/* Put a write on its database's queue (state Queued), in queue order. */
+void		enqueue(DbWorker *e, WriteSlot *w);
+
+/* Take a Queued write off its database's queue (not at the head, say). */
+void		unlink_queued(DbWorker *e, WriteSlot *w);
 
 /* Settings, in settings.cpp's namespace but listed here for gc code. */
 

@@ -98,6 +98,7 @@ session_exit(int, Datum)
 	Queue	   *q = queue();
 	bool		freed = false;
 
+	LWLockReleaseAll();
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < q->nslots; i++)
 	{
@@ -250,73 +251,95 @@ start_worker(int index, uint32 generation)
 }
 
 /*
- * Make sure this database has a group-commit worker; wake it.  Returns
- * false if it had to be started (it looks at the queue when it starts).
+ * The queue entry of our database, created if need be (lock held
+ * exclusively).  -1 if every entry is taken by other busy databases.
  */
-void
-ensure_worker()
+int
+my_entry()
 {
 	Queue	   *q = queue();
-	int			index = -1;
-	int			procno = -1;
-	uint32		generation = 0;
-	bool		need_start = false;
+	int			index = db_entry(MyDatabaseId);
 
-	LWLockAcquire(q->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < kMaxDatabases; i++)
-	{
-		if (q->workers[i].database_id == MyDatabaseId)
-		{
+	if (index >= 0)
+		return index;
+	/* a new entry: an unused one, else one of a database at rest */
+	for (int i = 0; i < kMaxDatabases && index < 0; i++)
+		if (q->workers[i].database_id == InvalidOid)
 			index = i;
-			break;
-		}
+	for (int i = 0; i < kMaxDatabases && index < 0; i++)
+	{
+		DbWorker   *e = &q->workers[i];
+
+		if (e->state == static_cast<int32>(WorkerState::None) &&
+			e->nqueued == 0 && e->ndeferred == 0)
+			index = i;
 	}
 	if (index < 0)
-	{
-		/* a new entry: an unused one, else one of a database at rest */
-		for (int i = 0; i < kMaxDatabases && index < 0; i++)
-			if (q->workers[i].database_id == InvalidOid)
-				index = i;
-		for (int i = 0; i < kMaxDatabases && index < 0; i++)
-			if (q->workers[i].state == static_cast<int32>(WorkerState::None))
-			{
-				bool		busy = false;
-
-				for (int s = 0; s < q->nslots && !busy; s++)
-					busy = q->slots[s].state != static_cast<int32>(WriteState::Free) &&
-						q->slots[s].database_id == q->workers[i].database_id;
-				if (!busy)
-					index = i;
-			}
-		if (index < 0)
-		{
-			LWLockRelease(q->lock);
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("group commit is in use in too many databases at once"),
-					 errdetail("At most %d databases can have queued writes at the same time.",
-							   kMaxDatabases)));
-		}
-		DbWorker   *e = &q->workers[index];
-
-		memset(&e->stats, 0, sizeof(e->stats));
-		e->database_id = MyDatabaseId;
-		e->state = static_cast<int32>(WorkerState::None);
-	}
-
+		return -1;
 	DbWorker   *e = &q->workers[index];
 
+	memset(&e->stats, 0, sizeof(e->stats));
+	e->database_id = MyDatabaseId;
+	e->state = static_cast<int32>(WorkerState::None);
+	e->queue_head = e->queue_tail = -1;
+	e->nqueued = e->ndeferred = 0;
+	return index;
+}
+
+[[noreturn]] void
+too_many_databases()
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("group commit is in use in too many databases at once"),
+			 errdetail("At most %d databases can have queued writes at the same time.",
+					   kMaxDatabases)));
+	pg_unreachable();
+}
+
+/*
+ * What to do about the worker of entry `index`, decided with the lock held
+ * exclusively: start one (returns true, *generation set), or wake the one
+ * running (*procno set, -1 if it is still starting).
+ */
+bool
+claim_worker(int index, uint32 *generation, int *procno)
+{
+	DbWorker   *e = &queue()->workers[index];
+
+	*procno = -1;
 	if (e->state == static_cast<int32>(WorkerState::None))
 	{
 		e->state = static_cast<int32>(WorkerState::Starting);
 		e->generation++;
 		e->pid = 0;
 		e->pgprocno = -1;
-		generation = e->generation;
-		need_start = true;
+		*generation = e->generation;
+		return true;
 	}
-	else if (e->state == static_cast<int32>(WorkerState::Running))
-		procno = e->pgprocno;
+	if (e->state == static_cast<int32>(WorkerState::Running))
+		*procno = e->pgprocno;
+	return false;
+}
+
+/* Make sure this database has a group-commit worker, and wake it. */
+void
+ensure_worker()
+{
+	Queue	   *q = queue();
+	uint32		generation = 0;
+	int			procno;
+	bool		need_start;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	int			index = my_entry();
+
+	if (index < 0)
+	{
+		LWLockRelease(q->lock);
+		too_many_databases();
+	}
+	need_start = claim_worker(index, &generation, &procno);
 	LWLockRelease(q->lock);
 
 	if (need_start)
@@ -333,9 +356,10 @@ worker_gone()
 	bool		gone = true;
 
 	LWLockAcquire(q->lock, LW_SHARED);
-	for (int i = 0; i < kMaxDatabases; i++)
-		if (q->workers[i].database_id == MyDatabaseId)
-			gone = q->workers[i].state == static_cast<int32>(WorkerState::None);
+	int			index = db_entry(MyDatabaseId);
+
+	if (index >= 0)
+		gone = q->workers[index].state == static_cast<int32>(WorkerState::None);
 	LWLockRelease(q->lock);
 	return gone;
 }
@@ -351,8 +375,11 @@ ask_retry(const WriteRef &ref)
 
 	if (same(w, ref) && w->state == static_cast<int32>(WriteState::Deferred))
 	{
-		w->state = static_cast<int32>(WriteState::Queued);
+		DbWorker   *e = &q->workers[db_entry(w->database_id)];
+
+		e->ndeferred--;
 		w->retry = false;
+		enqueue(e, w);
 	}
 	LWLockRelease(q->lock);
 	ensure_worker();
@@ -440,10 +467,21 @@ withdraw_write(const WriteRef &ref)
 
 	if (same(w, ref))
 	{
+		/* Queued and Deferred writes keep their database's entry */
+		DbWorker   *e = &q->workers[Max(db_entry(w->database_id), 0)];
+
 		switch (static_cast<WriteState>(w->state))
 		{
 			case WriteState::Queued:
+				unlink_queued(e, w);
+				free_slot(w);
+				freed = true;
+				break;
 			case WriteState::Deferred:
+				e->ndeferred--;
+				free_slot(w);
+				freed = true;
+				break;
 			case WriteState::Done:
 				free_slot(w);
 				freed = true;
@@ -481,54 +519,61 @@ wait_for_write(const WriteRef &ref)
 	{
 		for (;;)
 		{
+			WriteSlot  *w = &q->slots[ref.slot];
 			WriteState	state;
 			DeferReason reason = DeferReason::None;
 			LOCKTAG		tag;
 			bool		tag_valid = false;
-			bool		freed = false;
 
-			memset(&tag, 0, sizeof(tag));
-			LWLockAcquire(q->lock, LW_EXCLUSIVE);
-			WriteSlot  *w = &q->slots[ref.slot];
+			/*
+			 * The slot stays ours while we wait for it, and the worker
+			 * changes its state under the lock before setting our latch:
+			 * a plain read after the latch suffices to see the change.
+			 */
+			pg_read_barrier();
+			state = static_cast<WriteState>(*static_cast<volatile int32 *>(&w->state));
 
-			if (!same(w, ref))
-				elog(ERROR, "group-commit write %d vanished", ref.slot);
-			state = static_cast<WriteState>(w->state);
-			relid = w->relid;
 			if (state == WriteState::Done || state == WriteState::Failed)
 			{
-				if (state == WriteState::Failed)
+				LWLockAcquire(q->lock, LW_EXCLUSIVE);
+				if (!same(w, ref))
+					elog(ERROR, "group-commit write %d vanished", ref.slot);
+				relid = w->relid;
+				if (w->state == static_cast<int32>(WriteState::Failed))
 					copy_error(w, &err);
 				free_slot(w);
-				freed = true;
-			}
-			else if (state == WriteState::Deferred)
-			{
-				reason = static_cast<DeferReason>(w->defer_reason);
-				tag = w->defer_tag;
-				tag_valid = w->defer_tag_valid;
-			}
-			LWLockRelease(q->lock);
-			if (freed)
-			{
+				LWLockRelease(q->lock);
 				ConditionVariableBroadcast(&q->space_freed);
 				break;
 			}
 
 			if (state == WriteState::Deferred)
 			{
-				wait_for_blocker(ref, reason, relid, tag, tag_valid,
-								 &table_locked, withdraw_write);
+				memset(&tag, 0, sizeof(tag));
+				LWLockAcquire(q->lock, LW_SHARED);
+				bool		still = same(w, ref) &&
+					w->state == static_cast<int32>(WriteState::Deferred);
+
+				relid = w->relid;
+				reason = static_cast<DeferReason>(w->defer_reason);
+				tag = w->defer_tag;
+				tag_valid = w->defer_tag_valid;
+				LWLockRelease(q->lock);
+				if (still)
+					wait_for_blocker(ref, reason, relid, tag, tag_valid,
+									 &table_locked, withdraw_write);
 				continue;
 			}
 
-			if (worker_gone())
-				ensure_worker();
-			(void) WaitLatch(MyLatch,
-							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 1000L, PG_WAIT_EXTENSION);
+			int			rc = WaitLatch(MyLatch,
+									   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+									   1000L, PG_WAIT_EXTENSION);
+
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
+			/* a worker that died without a crash restart: start another */
+			if ((rc & WL_TIMEOUT) && worker_gone())
+				ensure_worker();
 		}
 	}
 	PG_CATCH();
@@ -619,6 +664,10 @@ submit(const Rows &rows, bool wait)
 	dsa_pointer chunk = InvalidDsaPointer;
 	WriteRef	ref{-1, 0};
 	TimestampTz deadline = 0;
+	bool		need_start = false;
+	uint32		generation = 0;
+	int			procno = -1;
+	int			worker_index = -1;
 
 	if (!exit_callback_registered)
 	{
@@ -638,8 +687,6 @@ submit(const Rows &rows, bool wait)
 						 "child_txn.queue_memory (currently %d kB).",
 						 settings::queue_memory)));
 
-	/* Make sure there is a worker before queueing (no orphans on failure). */
-	ensure_worker();
 
 	if (settings::queue_wait_timeout > 0)
 		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -654,12 +701,19 @@ submit(const Rows &rows, bool wait)
 		if (DsaPointerIsValid(chunk))
 		{
 			LWLockAcquire(q->lock, LW_EXCLUSIVE);
-			for (int i = 0; i < q->nslots; i++)
+			int			index = my_entry();
+
+			if (index < 0)
+			{
+				LWLockRelease(q->lock);
+				dsa_free(a, chunk);
+				too_many_databases();
+			}
+			int			i = alloc_slot();
+
+			if (i >= 0)
 			{
 				WriteSlot  *w = &q->slots[i];
-
-				if (w->state != static_cast<int32>(WriteState::Free))
-					continue;
 				char	   *dst = static_cast<char *>(dsa_get_address(a, chunk));
 
 				for (int r = 0; r < rows.nrows; r++)
@@ -669,7 +723,6 @@ submit(const Rows &rows, bool wait)
 					memcpy(dst, rows.tuples[r], len);
 					dst += MAXALIGN(len);
 				}
-				w->state = static_cast<int32>(WriteState::Queued);
 				w->wait = wait;
 				w->retry = false;
 				w->owner_procno = MyProc->pgprocno;
@@ -687,8 +740,10 @@ submit(const Rows &rows, bool wait)
 				w->defer_tag_valid = false;
 				w->sqlerrcode = 0;
 				w->message[0] = w->detail[0] = w->hint[0] = '\0';
+				enqueue(&q->workers[index], w);
 				ref = WriteRef{i, w->seq};
-				break;
+				need_start = claim_worker(index, &generation, &procno);
+				worker_index = index;
 			}
 			LWLockRelease(q->lock);
 			if (ref.slot >= 0)
@@ -733,7 +788,21 @@ submit(const Rows &rows, bool wait)
 	}
 	ConditionVariableCancelSleep();
 
-	ensure_worker();
+	if (need_start)
+	{
+		PG_TRY();
+		{
+			start_worker(worker_index, generation);
+		}
+		PG_CATCH();
+		{
+			withdraw_write(ref);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	else
+		wake_procno(procno);
 	if (wait)
 		wait_for_write(ref);
 }

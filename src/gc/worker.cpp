@@ -292,7 +292,11 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 		Datum		arg = PointerGetDatum(arr);
 
 		probe_fired = false;
-		enable_timeout_after(probe_timeout, settings::row_lock_wait);
+		/* every row_lock_wait: a wait that starts late is still caught */
+		enable_timeout_every(probe_timeout,
+							 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														 settings::row_lock_wait),
+							 settings::row_lock_wait);
 		int			rc = SPI_execute_plan(plan, &arg, nullptr, false, 0);
 
 		disable_timeout(probe_timeout, false);
@@ -604,86 +608,108 @@ seq_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/*
+ * Deferred writes due for a retry go back on the queue, in queue order.  A
+ * table that is tried again is tried with all its deferred writes, so that
+ * they keep their order and do not trickle in one batch each.
+ */
+void
+requeue_due(DbWorker *e, TimestampTz now)
+{
+	Queue	   *q = queue();
+	WriteSlot **due = static_cast<WriteSlot **>(palloc(sizeof(WriteSlot *) * e->ndeferred));
+	int			n = 0;
+	int			ndue;
+
+	for (int i = 0; i < q->nslots && n < e->ndeferred; i++)
+	{
+		WriteSlot  *w = &q->slots[i];
+
+		if (w->database_id == MyDatabaseId &&
+			w->state == static_cast<int32>(WriteState::Deferred) &&
+			w->retry_at <= now)
+			due[n++] = w;
+	}
+	ndue = n;
+	if (ndue == 0 && e->nqueued == 0)
+		return;
+	for (int i = 0; i < q->nslots && n < e->ndeferred; i++)
+	{
+		WriteSlot  *w = &q->slots[i];
+		bool		pull = false;
+
+		if (w->database_id != MyDatabaseId ||
+			w->state != static_cast<int32>(WriteState::Deferred) ||
+			w->retry_at <= now)
+			continue;
+		for (int k = 0; k < ndue && !pull; k++)
+			pull = due[k]->relid == w->relid;
+		for (int k = e->queue_head; k >= 0 && !pull; k = q->slots[k].next)
+			pull = q->slots[k].relid == w->relid;
+		if (pull)
+			due[n++] = w;
+	}
+	if (n > 1)
+		qsort(due, n, sizeof(WriteSlot *), seq_cmp);
+	/* in front of newer writes, oldest first */
+	for (int k = n - 1; k >= 0; k--)
+	{
+		e->ndeferred--;
+		enqueue(e, due[k]);
+	}
+}
+
 /* Take the next batch from the queue, oldest first (marking it Running). */
 void
 take_batch(Batch *b)
 {
 	Queue	   *q = queue();
 	dsa_area   *a = area();
-	TimestampTz now = GetCurrentTimestamp();
+	DbWorker   *e = &q->workers[my_index];
 	int			limit = settings::max_batch_size;
-	int			n = 0;
-	WriteSlot **eligible = static_cast<WriteSlot **>(
-		palloc(sizeof(WriteSlot *) * q->nslots));
 
 	b->nwrites = 0;
 	b->nrows = 0;
 
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < q->nslots; i++)
+	if (e->ndeferred > 0)
+		requeue_due(e, GetCurrentTimestamp());
+	b->writes = static_cast<BatchWrite *>(palloc(sizeof(BatchWrite) * Max(e->nqueued, 1)));
+	while (e->queue_head >= 0)
 	{
-		WriteSlot  *w = &q->slots[i];
-		WriteState	s = static_cast<WriteState>(w->state);
+		WriteSlot  *w = &q->slots[e->queue_head];
 
-		if (w->database_id == MyDatabaseId &&
-			(s == WriteState::Queued ||
-			 (s == WriteState::Deferred && w->retry_at <= now)))
-			eligible[n++] = w;
-	}
-
-	/*
-	 * A table that is tried again is tried with all its deferred writes, so
-	 * that they keep their order and do not trickle in one batch each.
-	 */
-	int			ndue = n;
-
-	for (int i = 0; i < q->nslots; i++)
-	{
-		WriteSlot  *w = &q->slots[i];
-
-		if (w->database_id != MyDatabaseId ||
-			w->state != static_cast<int32>(WriteState::Deferred) ||
-			w->retry_at <= now)
-			continue;
-		for (int k = 0; k < ndue; k++)
-			if (eligible[k]->relid == w->relid)
-			{
-				eligible[n++] = w;
-				break;
-			}
-	}
-	if (n > 1)
-		qsort(eligible, n, sizeof(WriteSlot *), seq_cmp);
-	b->writes = static_cast<BatchWrite *>(palloc(sizeof(BatchWrite) * Max(n, 1)));
-	for (int k = 0; k < n; k++)
-	{
-		WriteSlot  *best = eligible[k];
-
-		if (limit > 0 && b->nwrites > 0 && b->nrows + best->nrows > limit)
+		if (limit > 0 && b->nwrites > 0 && b->nrows + w->nrows > limit)
 			break;
+		e->queue_head = w->next;
+		if (e->queue_head < 0)
+			e->queue_tail = -1;
+		e->nqueued--;
+		w->next = -1;
+
 		BatchWrite *bw = &b->writes[b->nwrites++];
 
 		memset(bw, 0, sizeof(*bw));
-		bw->slot = static_cast<int>(best - q->slots);
-		bw->seq = best->seq;
-		bw->relid = best->relid;
-		bw->user_id = best->user_id;
-		bw->rowtype = best->rowtype;
-		bw->nrows = best->nrows;
-		bw->queued_at = best->queued_at;
+		bw->slot = static_cast<int>(w - q->slots);
+		bw->seq = w->seq;
+		bw->relid = w->relid;
+		bw->user_id = w->user_id;
+		bw->rowtype = w->rowtype;
+		bw->nrows = w->nrows;
+		bw->queued_at = w->queued_at;
 		bw->outcome = WriteState::Running;
 		bw->rows = static_cast<HeapTupleHeader *>(
-			palloc(sizeof(HeapTupleHeader) * best->nrows));
+			palloc(sizeof(HeapTupleHeader) * w->nrows));
 
-		char	   *p = static_cast<char *>(dsa_get_address(a, best->rows));
+		char	   *p = static_cast<char *>(dsa_get_address(a, w->rows));
 
-		for (int r = 0; r < best->nrows; r++)
+		for (int r = 0; r < w->nrows; r++)
 		{
 			bw->rows[r] = reinterpret_cast<HeapTupleHeader>(p);
 			p += MAXALIGN(HeapTupleHeaderGetDatumLength(bw->rows[r]));
 		}
-		best->state = static_cast<int32>(WriteState::Running);
-		b->nrows += best->nrows;
+		w->state = static_cast<int32>(WriteState::Running);
+		b->nrows += w->nrows;
 	}
 	LWLockRelease(q->lock);
 }
@@ -762,6 +788,7 @@ answer(Batch *b, TimestampTz started, bool retried)
 				break;
 			case WriteState::Deferred:
 				st->deferrals++;
+				q->workers[my_index].ndeferred++;
 				w->state = static_cast<int32>(WriteState::Deferred);
 				w->defer_reason = static_cast<int32>(bw->defer_reason);
 				w->defer_tag = bw->defer_tag;
@@ -824,8 +851,14 @@ void
 worker_exit(int, Datum)
 {
 	Queue	   *q = queue();
+	DbWorker   *e = &q->workers[my_index];
 	bool		freed = false;
+	WriteSlot **requeue = static_cast<WriteSlot **>(
+		MemoryContextAlloc(TopMemoryContext, sizeof(WriteSlot *) * q->nslots));
+	int			nrequeue = 0;
 
+	/* an error may have left us holding LWLocks outside a transaction */
+	LWLockReleaseAll();
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < q->nslots; i++)
 	{
@@ -858,14 +891,18 @@ worker_exit(int, Datum)
 			}
 		}
 		else
-			w->state = static_cast<int32>(WriteState::Queued);
+			requeue[nrequeue++] = w;	/* not committed: taken again */
 		wake_procno(w->owner_procno);
 	}
-	if (q->workers[my_index].generation == my_generation)
+	if (nrequeue > 1)
+		qsort(requeue, nrequeue, sizeof(WriteSlot *), seq_cmp);
+	for (int k = nrequeue - 1; k >= 0; k--)
+		enqueue(e, requeue[k]);
+	if (e->generation == my_generation)
 	{
-		q->workers[my_index].state = static_cast<int32>(WorkerState::None);
-		q->workers[my_index].pid = 0;
-		q->workers[my_index].pgprocno = -1;
+		e->state = static_cast<int32>(WorkerState::None);
+		e->pid = 0;
+		e->pgprocno = -1;
 	}
 	/* anybody waiting on a write of this database may restart the worker */
 	for (int i = 0; i < q->nslots; i++)
@@ -882,19 +919,16 @@ bool
 may_exit()
 {
 	Queue	   *q = queue();
-	bool		busy = false;
+	DbWorker   *e = &q->workers[my_index];
+	bool		busy;
 
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < q->nslots && !busy; i++)
-		busy = q->slots[i].database_id == MyDatabaseId &&
-			q->slots[i].state != static_cast<int32>(WriteState::Free) &&
-			q->slots[i].state != static_cast<int32>(WriteState::Done) &&
-			q->slots[i].state != static_cast<int32>(WriteState::Failed);
-	if (!busy && q->workers[my_index].generation == my_generation)
+	busy = e->nqueued > 0 || e->ndeferred > 0;
+	if (!busy && e->generation == my_generation)
 	{
-		q->workers[my_index].state = static_cast<int32>(WorkerState::None);
-		q->workers[my_index].pid = 0;
-		q->workers[my_index].pgprocno = -1;
+		e->state = static_cast<int32>(WorkerState::None);
+		e->pid = 0;
+		e->pgprocno = -1;
 		my_generation = 0;		/* the exit callback must not touch it */
 	}
 	LWLockRelease(q->lock);
@@ -910,7 +944,7 @@ next_retry_ms()
 	TimestampTz first = 0;
 
 	LWLockAcquire(q->lock, LW_SHARED);
-	for (int i = 0; i < q->nslots; i++)
+	for (int i = 0; i < q->nslots && q->workers[my_index].ndeferred > 0; i++)
 	{
 		const WriteSlot *w = &q->slots[i];
 
@@ -939,17 +973,13 @@ delay_batch()
 		int64		rows = 0;
 
 		LWLockAcquire(q->lock, LW_SHARED);
-		for (int i = 0; i < q->nslots; i++)
+		for (int i = q->workers[my_index].queue_head; i >= 0; i = q->slots[i].next)
 		{
 			const WriteSlot *w = &q->slots[i];
 
-			if (w->database_id == MyDatabaseId &&
-				w->state == static_cast<int32>(WriteState::Queued))
-			{
-				rows += w->nrows;
-				if (oldest == 0 || w->queued_at < oldest)
-					oldest = w->queued_at;
-			}
+			rows += w->nrows;
+			if (oldest == 0 || w->queued_at < oldest)
+				oldest = w->queued_at;
 		}
 		LWLockRelease(q->lock);
 		if (oldest == 0 ||
@@ -1017,8 +1047,8 @@ child_txn_group_commit_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(database_id, InvalidOid, 0);
 	pgstat_report_appname("child_txn group commit");
 	probe_timeout = RegisterTimeout(USER_TIMEOUT, row_wait_probe);
-	/* a row lock wait the probe missed still ends, a little later */
-	SetConfigOption("lock_timeout", psprintf("%d", 4 * settings::row_lock_wait),
+	/* a lock wait the probe cannot see (none known) still ends, later */
+	SetConfigOption("lock_timeout", psprintf("%d", 10 * settings::row_lock_wait),
 					PGC_SUSET, PGC_S_OVERRIDE);
 
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "child_txn batch",
@@ -1035,7 +1065,7 @@ child_txn_group_commit_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			SetConfigOption("lock_timeout",
-							psprintf("%d", 4 * settings::row_lock_wait),
+							psprintf("%d", 10 * settings::row_lock_wait),
 							PGC_SUSET, PGC_S_OVERRIDE);
 		}
 
