@@ -36,7 +36,8 @@ slots_size()
 Size
 pending_size()
 {
-	return MAXALIGN(mul_size(sizeof(pg_atomic_uint32), backend_entries()));
+	return add_size(MAXALIGN(mul_size(sizeof(pg_atomic_uint32), backend_entries())),
+					MAXALIGN(mul_size(sizeof(XLogRecPtr), backend_entries())));
 }
 
 Size
@@ -88,6 +89,11 @@ shmem_init()
 		reinterpret_cast<pg_atomic_uint32 *>(p + slots_size());
 	for (int i = 0; i < shared->nbackends; i++)
 		pg_atomic_init_u32(&shared->failures_pending[i], 0);
+	shared->committed_lsn = reinterpret_cast<XLogRecPtr *>(
+		p + slots_size() +
+		MAXALIGN(mul_size(sizeof(pg_atomic_uint32), backend_entries())));
+	for (int i = 0; i < shared->nbackends; i++)
+		shared->committed_lsn[i] = InvalidXLogRecPtr;
 
 	/*
 	 * The rows live in a DSA area created in place, limited to its initial

@@ -22,6 +22,13 @@
  *	 Running --worker exits while committing--> Failed, 08007
  *	 Queued/Deferred --caller gives up--> Free   (withdrawn, never written)
  *
+ * Durability: the worker commits asynchronously and goes on with the next
+ * batch; the caller of a write flushes the batch's commit record itself
+ * (XLogFlush, and waits for synchronous replication) as its own
+ * synchronous_commit asks, just as it would for its own commit.  So the
+ * worker never waits for a disk flush, and concurrent callers share one.
+ * flush() does the same for the writes queued without waiting.
+ *
  * Who waits for whom (the central rule, DESIGN.md 3.3): the worker never
  * waits for a heavyweight lock for long.  Table locks are taken
  * conditionally; row locks are bounded by child_txn.row_lock_wait.  A write
@@ -78,6 +85,7 @@ struct WriteSlot
 	int32		nrows;
 	TimestampTz queued_at;
 	TimestampTz retry_at;		/* Deferred: the worker retries by itself */
+	XLogRecPtr	commit_lsn;		/* Done: end of the batch's commit record */
 
 	/* Deferred */
 	int32		defer_reason;	/* DeferReason */
@@ -147,6 +155,8 @@ struct Queue
 	char	   *dsa_place;		/* in-place DSA area */
 	pg_atomic_uint32 *failures_pending;	/* per PGPROC: fire-and-forget
 										 * writes that failed, uncollected */
+	XLogRecPtr *committed_lsn;	/* per PGPROC: latest commit of a write
+								 * nobody waited for (under the lock) */
 	WriteSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 };
 

@@ -90,6 +90,19 @@ raise_copied(const CopiedError &e, bool earlier)
 	pg_unreachable();
 }
 
+/*
+ * Make a committed write durable as this session's synchronous_commit asks,
+ * as if the commit had been our own.
+ */
+void
+make_durable(XLogRecPtr lsn)
+{
+	if (XLogRecPtrIsInvalid(lsn) || synchronous_commit == SYNCHRONOUS_COMMIT_OFF)
+		return;
+	XLogFlush(lsn);
+	SyncRepWaitForLSN(lsn, true);
+}
+
 /* Session exit: failed writes nobody will collect are freed, the rest
  * become ownerless and are freed by the worker when done. */
 void
@@ -119,6 +132,7 @@ session_exit(int, Datum)
 		}
 	}
 	pg_atomic_write_u32(&q->failures_pending[MyProc->pgprocno], 0);
+	q->committed_lsn[MyProc->pgprocno] = InvalidXLogRecPtr;
 	LWLockRelease(q->lock);
 	if (freed)
 		ConditionVariableBroadcast(&q->space_freed);
@@ -514,6 +528,7 @@ wait_for_write(const WriteRef &ref)
 	CopiedError err;
 	bool		table_locked = false;
 	Oid			relid = InvalidOid;
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
 
 	PG_TRY();
 	{
@@ -541,6 +556,8 @@ wait_for_write(const WriteRef &ref)
 				relid = w->relid;
 				if (w->state == static_cast<int32>(WriteState::Failed))
 					copy_error(w, &err);
+				else
+					lsn = w->commit_lsn;
 				free_slot(w);
 				LWLockRelease(q->lock);
 				ConditionVariableBroadcast(&q->space_freed);
@@ -587,6 +604,7 @@ wait_for_write(const WriteRef &ref)
 		UnlockRelationOid(relid, RowExclusiveLock);
 	if (err.valid)
 		raise_copied(err, false);
+	make_durable(lsn);
 }
 
 /* The rows of one append, checked and flattened. */
@@ -967,6 +985,13 @@ child_txn_flush(PG_FUNCTION_ARGS)
 	}
 	if (table_locked)
 		UnlockRelationOid(locked_relid, RowExclusiveLock);
+
+	XLogRecPtr	lsn;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	lsn = q->committed_lsn[MyProc->pgprocno];
+	LWLockRelease(q->lock);
+	make_durable(lsn);
 
 	CopiedError first;
 

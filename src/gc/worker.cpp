@@ -509,6 +509,27 @@ apply_isolated(Batch *b)
 	}
 }
 
+/*
+ * How the batch commits.  Its callers flush the commit record themselves
+ * (see queue.hpp), so the worker need not wait for the disk: a lone write
+ * is committed asynchronously and answered at once, which saves its caller
+ * a round of waiting.  A batch of several writes means the callers are
+ * many: then the worker flushes (locally) before answering, and the writes
+ * that arrive meanwhile make the next batch bigger, which is what keeps
+ * the number of transactions per write low under load.
+ */
+bool		flushing_commit = false;
+
+void
+set_commit_mode(bool flush)
+{
+	if (flush == flushing_commit)
+		return;
+	SetConfigOption("synchronous_commit", flush ? "local" : "off",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	flushing_commit = flush;
+}
+
 /* Commit; false (transaction aborted) if the commit itself failed. */
 bool
 try_commit(bool isolated)
@@ -585,6 +606,7 @@ apply_batch(Batch *b, bool *retried)
 
 		SPI_finish();
 		PopActiveSnapshot();
+		set_commit_mode(b->nwrites > 1);
 		if (!try_commit(isolated))
 		{
 			undo_table_deferrals(b);
@@ -726,7 +748,7 @@ fill_error(WriteSlot *w, const ErrorData *e)
 
 /* Publish the outcomes, update the figures, wake the callers. */
 void
-answer(Batch *b, TimestampTz started, bool retried)
+answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 {
 	Queue	   *q = queue();
 	TimestampTz now = GetCurrentTimestamp();
@@ -762,10 +784,14 @@ answer(Batch *b, TimestampTz started, bool retried)
 					st->latency_us_total += us;
 					st->latency_us_max = Max(st->latency_us_max, static_cast<uint64>(us));
 				}
+				w->commit_lsn = lsn;
 				if (w->wait && w->owner_procno >= 0)
 					w->state = static_cast<int32>(WriteState::Done);
 				else
 				{
+					if (w->owner_procno >= 0 &&
+						q->committed_lsn[w->owner_procno] < lsn)
+						q->committed_lsn[w->owner_procno] = lsn;
 					free_slot(w);
 					freed = true;
 				}
@@ -1050,6 +1076,8 @@ child_txn_group_commit_main(Datum main_arg)
 	/* a lock wait the probe cannot see (none known) still ends, later */
 	SetConfigOption("lock_timeout", psprintf("%d", 10 * settings::row_lock_wait),
 					PGC_SUSET, PGC_S_OVERRIDE);
+	/* callers flush the commit record themselves (see queue.hpp) */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "child_txn batch",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -1106,7 +1134,7 @@ child_txn_group_commit_main(Datum main_arg)
 		old = MemoryContextSwitchTo(batch_cxt);
 		apply_batch(&b, &retried);
 		MemoryContextSwitchTo(batch_cxt);
-		answer(&b, started, retried);
+		answer(&b, started, retried, XactLastCommitEnd);
 		MemoryContextSwitchTo(old);
 		idle_since = GetCurrentTimestamp();
 	}
