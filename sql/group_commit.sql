@@ -114,6 +114,26 @@ SELECT child_txn.append('gc_log', ROW(5000, NULL, 'self row', 1, NULL)::gc_log);
 ROLLBACK;
 SELECT count(*) FROM gc_log WHERE id = 5000 OR msg LIKE 'self%';
 
+-- A row queued before a column changed its type is not read with the new
+-- type: the write fails (55000), nothing else does.
+CREATE TABLE gc_shape (a int, b text);
+BEGIN;
+LOCK gc_shape IN SHARE MODE;
+SELECT child_txn.append('gc_shape', ROW(1, 'queued before')::gc_shape, false);
+ALTER TABLE gc_shape ALTER COLUMN a TYPE bigint;
+COMMIT;
+SELECT gc_try($$SELECT child_txn.flush()$$);
+SELECT child_txn.append('gc_shape', ROW(2, 'queued after')::gc_shape);
+-- A column added meanwhile is fine: it takes its default.
+BEGIN;
+LOCK gc_shape IN SHARE MODE;
+SELECT child_txn.append('gc_shape', ROW(3, 'before add')::gc_shape, false);
+ALTER TABLE gc_shape ADD COLUMN c text DEFAULT 'added';
+COMMIT;
+SELECT child_txn.flush();
+SELECT * FROM gc_shape ORDER BY a;
+DROP TABLE gc_shape;
+
 -- Bad calls.
 SELECT child_txn.append('gc_log', ROW(1, 2));
 SELECT child_txn.append('gc_log', 42);

@@ -131,6 +131,23 @@ area()
 	return local_area;
 }
 
+uint32
+row_shape(TupleDesc desc, int natts)
+{
+	uint32		h = 0;
+
+	for (int i = 0; i < natts && i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		uint32		parts[3] = {att->atttypid, static_cast<uint32>(att->atttypmod),
+			att->attisdropped ? 1u : 0u};
+
+		h = hash_combine(h, hash_bytes(reinterpret_cast<const unsigned char *>(parts),
+									   sizeof(parts)));
+	}
+	return h;
+}
+
 void
 wake_procno(int procno)
 {

@@ -80,6 +80,8 @@ struct WriteSlot
 	Oid			relid;
 	Oid			user_id;		/* role the INSERT runs as */
 	Oid			rowtype;		/* the row type the rows were built with */
+	int32		shape_natts;	/* its attributes when queued ... */
+	uint32		shape_hash;		/* ... and a digest of their types */
 	dsa_pointer rows;			/* nrows flattened tuples, MAXALIGNed */
 	Size		rows_len;
 	int32		nrows;
@@ -168,6 +170,13 @@ void		shmem_init();
 /* This process's view of the queue (attaches on first use). */
 Queue	   *queue();
 dsa_area   *area();
+
+/*
+ * A digest of the first natts attributes of a row type (type, typmod,
+ * dropped): rows queued before an ALTER TABLE that changed a column's type
+ * must not be read with the new one.
+ */
+uint32		row_shape(TupleDesc desc, int natts);
 
 /* Wake the process behind a PGPROC number. */
 void		wake_procno(int procno);

@@ -552,7 +552,10 @@ wait_for_write(const WriteRef &ref)
 			{
 				LWLockAcquire(q->lock, LW_EXCLUSIVE);
 				if (!same(w, ref))
+				{
+					LWLockRelease(q->lock);
 					elog(ERROR, "group-commit write %d vanished", ref.slot);
+				}
 				relid = w->relid;
 				if (w->state == static_cast<int32>(WriteState::Failed))
 					copy_error(w, &err);
@@ -615,6 +618,8 @@ struct Rows
 	int			nrows;
 	HeapTupleHeader *tuples;
 	Size		total;			/* bytes in the queue, MAXALIGNed each */
+	int			shape_natts;
+	uint32		shape_hash;
 };
 
 Rows
@@ -652,6 +657,17 @@ check_target(FunctionCallInfo fcinfo, const char *fname)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s: wait must not be null", fname)));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot queue group-commit writes during recovery"),
+				 errhint("Append on the primary server.")));
+
+	TupleDesc	desc = lookup_rowtype_tupdesc(r.rowtype, -1);
+
+	r.shape_natts = desc->natts;
+	r.shape_hash = row_shape(desc, desc->natts);
+	ReleaseTupleDesc(desc);
 	return r;
 }
 
@@ -750,6 +766,8 @@ submit(const Rows &rows, bool wait)
 				w->relid = rows.relid;
 				w->user_id = GetUserId();
 				w->rowtype = rows.rowtype;
+				w->shape_natts = rows.shape_natts;
+				w->shape_hash = rows.shape_hash;
 				w->rows = chunk;
 				w->rows_len = rows.total;
 				w->nrows = rows.nrows;

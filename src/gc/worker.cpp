@@ -52,6 +52,8 @@ struct BatchWrite
 	Oid			relid;
 	Oid			user_id;
 	Oid			rowtype;
+	int			shape_natts;
+	uint32		shape_hash;
 	int			nrows;
 	HeapTupleHeader *rows;		/* pointers into the DSA area */
 	TimestampTz queued_at;
@@ -310,19 +312,27 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 	ReleaseTupleDesc(desc);
 }
 
-/* The error of a write whose table was dropped, as ErrorData. */
+/* The error of a write that cannot be applied to its table, as ErrorData. */
 ErrorData *
-dropped_table_error(Oid relid)
+table_error(Oid relid, int sqlerrcode, const char *detail)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch_cxt);
 	ErrorData  *edata = nullptr;
 
 	PG_TRY();
 	{
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid),
-				 errdetail("The table was dropped after the write was queued.")));
+		if (sqlerrcode == ERRCODE_UNDEFINED_TABLE)
+			ereport(ERROR,
+					(errcode(sqlerrcode),
+					 errmsg("relation with OID %u does not exist", relid),
+					 errdetail_internal("%s", detail)));
+		else
+			ereport(ERROR,
+					(errcode(sqlerrcode),
+					 errmsg("cannot apply a group-commit write to table \"%s\"",
+							get_rel_name(relid)),
+					 errdetail_internal("%s", detail),
+					 errhint("Queue the row again.")));
 	}
 	PG_CATCH();
 	{
@@ -333,6 +343,19 @@ dropped_table_error(Oid relid)
 	PG_END_TRY();
 	MemoryContextSwitchTo(old);
 	return edata;
+}
+
+/* Fail a write before it runs (its table is gone or changed). */
+void
+fail_write(BatchWrite *w, int sqlerrcode, const char *detail)
+{
+	MemoryContext old;
+
+	w->error = table_error(w->relid, sqlerrcode, detail);
+	w->outcome = WriteState::Failed;
+	old = MemoryContextSwitchTo(batch_cxt);
+	w->relname = get_rel_name(w->relid);
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -362,6 +385,7 @@ lock_tables(Batch *b)
 					w->defer_tag = b->writes[j].defer_tag;
 					w->defer_tag_valid = b->writes[j].defer_tag_valid;
 					w->error = b->writes[j].error;
+					w->relname = b->writes[j].relname;
 					break;
 				}
 			continue;
@@ -377,9 +401,26 @@ lock_tables(Batch *b)
 		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(w->relid)))
 		{
 			UnlockRelationOid(w->relid, RowExclusiveLock);
-			w->error = dropped_table_error(w->relid);
-			w->outcome = WriteState::Failed;
+			fail_write(w, ERRCODE_UNDEFINED_TABLE,
+					   "The table was dropped after the write was queued.");
 		}
+	}
+
+	/* rows built with a row type that has changed since cannot be read */
+	for (int i = 0; i < b->nwrites; i++)
+	{
+		BatchWrite *w = &b->writes[i];
+
+		if (w->outcome != WriteState::Running)
+			continue;
+		TupleDesc	desc = lookup_rowtype_tupdesc(w->rowtype, -1);
+		bool		ok = desc->natts >= w->shape_natts &&
+			row_shape(desc, w->shape_natts) == w->shape_hash;
+
+		ReleaseTupleDesc(desc);
+		if (!ok)
+			fail_write(w, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+					   "A column of the table changed its type after the write was queued.");
 	}
 }
 
@@ -717,6 +758,8 @@ take_batch(Batch *b)
 		bw->relid = w->relid;
 		bw->user_id = w->user_id;
 		bw->rowtype = w->rowtype;
+		bw->shape_natts = w->shape_natts;
+		bw->shape_hash = w->shape_hash;
 		bw->nrows = w->nrows;
 		bw->queued_at = w->queued_at;
 		bw->outcome = WriteState::Running;
