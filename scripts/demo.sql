@@ -39,3 +39,15 @@ EXCEPTION WHEN deadlock_detected THEN
 END $$;
 COMMIT;
 SELECT * FROM demo_accounts;
+
+\echo
+\echo '4. Group commit: rows queued by append() are written in batches by a background'
+\echo '   worker, autonomously (the rollback below does not undo them):'
+BEGIN;
+SELECT child_txn.append('demo_audit', ROW(NULL, 'queued ' || i)::demo_audit, false)
+  FROM generate_series(1, 3) i;
+ROLLBACK;
+SELECT child_txn.flush();
+SELECT child_txn.append('demo_audit', ROW(NULL, 'durable when this returns')::demo_audit);
+SELECT count(*) AS queued_rows_written FROM demo_audit WHERE msg LIKE 'queued %';
+SELECT database, batches, writes, rows, failures FROM child_txn.group_commit_stats;

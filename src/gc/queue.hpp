@@ -22,12 +22,13 @@
  *	 Running --worker exits while committing--> Failed, 08007
  *	 Queued/Deferred --caller gives up--> Free   (withdrawn, never written)
  *
- * Durability: the worker commits asynchronously and goes on with the next
- * batch; the caller of a write flushes the batch's commit record itself
- * (XLogFlush, and waits for synchronous replication) as its own
- * synchronous_commit asks, just as it would for its own commit.  So the
- * worker never waits for a disk flush, and concurrent callers share one.
- * flush() does the same for the writes queued without waiting.
+ * Durability: the worker commits its batch as the server's
+ * synchronous_commit says (so a batch becomes visible to others only once
+ * it is as durable as any other commit), and the caller of a write then
+ * also flushes the batch's commit record as its own synchronous_commit
+ * asks (normally a no-op; more if the caller asks for more, say
+ * remote_apply).  flush() does the same for the writes queued without
+ * waiting.  Writes that arrive while a batch commits form the next batch.
  *
  * Who waits for whom (the central rule, DESIGN.md 3.3): the worker never
  * waits for a heavyweight lock for long.  Table locks are taken

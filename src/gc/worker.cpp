@@ -550,27 +550,6 @@ apply_isolated(Batch *b)
 	}
 }
 
-/*
- * How the batch commits.  Its callers flush the commit record themselves
- * (see queue.hpp), so the worker need not wait for the disk: a lone write
- * is committed asynchronously and answered at once, which saves its caller
- * a round of waiting.  A batch of several writes means the callers are
- * many: then the worker flushes (locally) before answering, and the writes
- * that arrive meanwhile make the next batch bigger, which is what keeps
- * the number of transactions per write low under load.
- */
-bool		flushing_commit = false;
-
-void
-set_commit_mode(bool flush)
-{
-	if (flush == flushing_commit)
-		return;
-	SetConfigOption("synchronous_commit", flush ? "local" : "off",
-					PGC_SUSET, PGC_S_OVERRIDE);
-	flushing_commit = flush;
-}
-
 /* Commit; false (transaction aborted) if the commit itself failed. */
 bool
 try_commit(bool isolated)
@@ -647,7 +626,6 @@ apply_batch(Batch *b, bool *retried)
 
 		SPI_finish();
 		PopActiveSnapshot();
-		set_commit_mode(b->nwrites > 1);
 		if (!try_commit(isolated))
 		{
 			undo_table_deferrals(b);
@@ -1119,8 +1097,6 @@ child_txn_group_commit_main(Datum main_arg)
 	/* a lock wait the probe cannot see (none known) still ends, later */
 	SetConfigOption("lock_timeout", psprintf("%d", 10 * settings::row_lock_wait),
 					PGC_SUSET, PGC_S_OVERRIDE);
-	/* callers flush the commit record themselves (see queue.hpp) */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "child_txn batch",
 									  ALLOCSET_DEFAULT_SIZES);
