@@ -17,6 +17,7 @@ extern PGDLLEXPORT void _PG_init(void);
 }
 
 static shmem_request_hook_type prev_shmem_request_hook = nullptr;
+static ProcessUtility_hook_type prev_process_utility_hook = nullptr;
 static shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
 /* Ask for our shared memory and LWLocks (postmaster, at startup). */
@@ -43,6 +44,70 @@ child_txn_shmem_startup()
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/* The database a utility statement needs to itself (no other backends). */
+static const char *
+database_to_vacate(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_DropdbStmt:
+			return castNode(DropdbStmt, stmt)->dbname;
+		case T_AlterDatabaseStmt:
+			return castNode(AlterDatabaseStmt, stmt)->dbname;
+		case T_RenameStmt:
+			if (castNode(RenameStmt, stmt)->renameType == OBJECT_DATABASE)
+				return castNode(RenameStmt, stmt)->subname;
+			return nullptr;
+		case T_CreatedbStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, castNode(CreatedbStmt, stmt)->options)
+				{
+					DefElem    *d = lfirst_node(DefElem, lc);
+
+					if (strcmp(d->defname, "template") == 0 && d->arg != nullptr)
+						return defGetString(d);
+				}
+				return "template1";
+			}
+		default:
+			return nullptr;
+	}
+}
+
+/*
+ * DROP DATABASE, ALTER DATABASE, renaming a database and copying it as a
+ * template wait for every other backend of the database to leave.  Our idle
+ * pooled workers and an idle group-commit worker are such backends; ask
+ * them to go first, so that the statement does not fail because of them.
+ */
+static void
+child_txn_process_utility(PlannedStmt *pstmt, const char *queryString,
+						  bool readOnlyTree, ProcessUtilityContext context,
+						  ParamListInfo params, QueryEnvironment *queryEnv,
+						  DestReceiver *dest, QueryCompletion *qc)
+{
+	const char *dbname = database_to_vacate(pstmt->utilityStmt);
+
+	if (dbname != nullptr)
+	{
+		Oid			db = get_database_oid(dbname, true);
+
+		if (OidIsValid(db))
+		{
+			child_txn::pool_retire_database(db);
+			child_txn::gc::retire_database(db);
+		}
+	}
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
+								  params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
 /*
  * _PG_init
  *		child_txn needs shared memory and background workers, both of which
@@ -61,6 +126,9 @@ _PG_init(void)
 	child_txn::settings::define();
 
 	RegisterXactCallback(child_txn::child_xact_callback, nullptr);
+
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = child_txn_process_utility;
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = child_txn_shmem_request;

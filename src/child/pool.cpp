@@ -224,6 +224,32 @@ pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 }
 
 void
+pool_retire_database(Oid database_id)
+{
+	int		   *wake = static_cast<int *>(palloc(sizeof(int) * pool->nslots));
+	int			nwake = 0;
+
+	LWLockAcquire(pool->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < pool->nslots; i++)
+	{
+		PoolSlot   *s = &pool->slots[i];
+
+		if (s->state != static_cast<int32>(SlotState::Idle) ||
+			s->database_id != database_id)
+			continue;
+		/* a new generation: the idle worker sees it and exits */
+		wake[nwake++] = s->pgprocno;
+		free_slot(s);
+	}
+	LWLockRelease(pool->lock);
+	for (int i = 0; i < nwake; i++)
+		SetLatch(&ProcGlobal->allProcs[wake[i]].procLatch);
+	if (nwake > 0)
+		ConditionVariableBroadcast(&pool->worker_freed);
+	pfree(wake);
+}
+
+void
 pool_unassign(const WorkerAssignment &a)
 {
 	PoolSlot   *s = &pool->slots[a.slot];

@@ -101,6 +101,13 @@ uint32		pool_next_child_id();
 WorkerAssignment pool_assign(dsm_handle assignment, uint32 child_id,
 							 uint32 parent_child_id, int32 depth);
 
+/*
+ * Make the idle workers of a database exit (DROP DATABASE and friends wait
+ * for every backend of the database to go).  Busy ones serve a parent that
+ * is itself connected to the database.
+ */
+void		pool_retire_database(Oid database_id);
+
 /* Give back a slot whose new worker could not be registered. */
 void		pool_unassign(const WorkerAssignment &a);
 

@@ -149,6 +149,31 @@ row_shape(TupleDesc desc, int natts)
 }
 
 void
+retire_database(Oid database_id)
+{
+	int			pid = 0;
+
+	LWLockAcquire(shared->lock, LW_SHARED);
+	int			i = db_entry(database_id);
+
+	if (i >= 0)
+	{
+		DbWorker   *e = &shared->workers[i];
+		bool		busy = e->nqueued > 0 || e->ndeferred > 0;
+
+		for (int k = 0; k < shared->nslots && !busy; k++)
+			busy = shared->slots[k].database_id == database_id &&
+				shared->slots[k].state == static_cast<int32>(WriteState::Running);
+		if (!busy && e->state == static_cast<int32>(WorkerState::Running))
+			pid = e->pid;
+	}
+	LWLockRelease(shared->lock);
+	/* it exits like on SIGTERM at any time: nothing of it is in flight */
+	if (pid != 0)
+		(void) kill(pid, SIGTERM);
+}
+
+void
 wake_procno(int procno)
 {
 	if (procno >= 0 && procno < static_cast<int>(ProcGlobal->allProcCount))

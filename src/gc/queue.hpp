@@ -179,6 +179,12 @@ dsa_area   *area();
  */
 uint32		row_shape(TupleDesc desc, int natts);
 
+/*
+ * Make the group-commit worker of a database exit if it has nothing to do
+ * (for DROP DATABASE and friends).  One with queued writes stays.
+ */
+void		retire_database(Oid database_id);
+
 /* Wake the process behind a PGPROC number. */
 void		wake_procno(int procno);
 

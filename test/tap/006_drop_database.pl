@@ -1,0 +1,50 @@
+# Idle pooled child workers and an idle group-commit worker are backends of
+# their database.  DROP DATABASE, ALTER DATABASE ... RENAME and CREATE
+# DATABASE ... TEMPLATE wait for every other backend of the database to go;
+# child_txn makes its idle workers leave so that these statements succeed.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('dropdb');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'child_txn'");
+$node->append_conf('postgresql.conf', "max_worker_processes = 16");
+$node->start;
+
+sub use_workers
+{
+	my ($db) = @_;
+	$node->safe_psql($db, 'CREATE EXTENSION IF NOT EXISTS child_txn');
+	$node->safe_psql($db, 'CREATE TABLE IF NOT EXISTS t (a int)');
+	$node->safe_psql($db, q{SELECT child_txn.run('INSERT INTO t VALUES (1)')});
+	$node->safe_psql($db, q{SELECT child_txn.append('t', ROW(2)::t)});
+	return $node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE datname = '$db' "
+		  . "AND backend_type IN ('child_txn worker', 'child_txn group commit')");
+}
+
+$node->safe_psql('postgres', 'CREATE DATABASE d1');
+is(use_workers('d1'), '2', 'an idle child worker and the group-commit worker are connected to d1');
+my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE d1');
+is($ret, 0, 'DROP DATABASE succeeds with idle child_txn workers in it');
+is($err, '', 'no error') or diag($err);
+
+$node->safe_psql('postgres', 'CREATE DATABASE d2');
+use_workers('d2');
+($ret, $out, $err) = $node->psql('postgres', 'ALTER DATABASE d2 RENAME TO d3');
+is($ret, 0, 'ALTER DATABASE ... RENAME succeeds') or diag($err);
+
+use_workers('d3');
+($ret, $out, $err) = $node->psql('postgres', 'CREATE DATABASE d4 TEMPLATE d3');
+is($ret, 0, 'CREATE DATABASE ... TEMPLATE succeeds') or diag($err);
+is($node->safe_psql('d4', 'SELECT count(*) FROM t'), '4',
+	'the copy has the rows written by the workers');
+
+# Workers come back on demand in the renamed database.
+is(use_workers('d3'), '2', 'workers start again in the database afterwards');
+
+$node->stop;
+done_testing();
