@@ -26,6 +26,9 @@ namespace
 
 bool		exit_callback_registered = false;
 
+/* A registered group-commit worker not running after this is presumed lost. */
+constexpr int kWorkerStartTimeoutMs = 10000;
+
 /* A write of this session, as the session names it. */
 struct WriteRef
 {
@@ -322,12 +325,24 @@ claim_worker(int index, uint32 *generation, int *procno)
 	DbWorker   *e = &queue()->workers[index];
 
 	*procno = -1;
+
+	/*
+	 * A worker registered long ago that never came up (the postmaster could
+	 * not start it): forget it; if it does come up late, it sees the new
+	 * generation and leaves.
+	 */
+	if (e->state == static_cast<int32>(WorkerState::Starting) &&
+		TimestampDifferenceExceeds(e->started_at, GetCurrentTimestamp(),
+								   kWorkerStartTimeoutMs))
+		e->state = static_cast<int32>(WorkerState::None);
+
 	if (e->state == static_cast<int32>(WorkerState::None))
 	{
 		e->state = static_cast<int32>(WorkerState::Starting);
 		e->generation++;
 		e->pid = 0;
 		e->pgprocno = -1;
+		e->started_at = GetCurrentTimestamp();
 		*generation = e->generation;
 		return true;
 	}
@@ -373,7 +388,14 @@ worker_gone()
 	int			index = db_entry(MyDatabaseId);
 
 	if (index >= 0)
-		gone = q->workers[index].state == static_cast<int32>(WorkerState::None);
+	{
+		const DbWorker *e = &q->workers[index];
+
+		gone = e->state == static_cast<int32>(WorkerState::None) ||
+			(e->state == static_cast<int32>(WorkerState::Starting) &&
+			 TimestampDifferenceExceeds(e->started_at, GetCurrentTimestamp(),
+										kWorkerStartTimeoutMs));
+	}
 	LWLockRelease(q->lock);
 	return gone;
 }
