@@ -217,7 +217,9 @@ get_plan(Oid relid, Oid rowtype, TupleDesc desc, const uint8 *mask)
 						 qualname);
 
 	Oid			argtype = get_array_type(rowtype);
-	SPIPlanPtr	plan = SPI_prepare(sql.data, 1, &argtype);
+	/* one plan for any number of rows: no replanning per batch */
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql.data, 1, &argtype,
+										  CURSOR_OPT_GENERIC_PLAN);
 
 	if (plan == nullptr)
 		elog(ERROR, "could not prepare group-commit insert: %s",
