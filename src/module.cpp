@@ -76,6 +76,27 @@ database_to_vacate(Node *stmt)
 	}
 }
 
+/* Could the current user run this statement against database db? */
+static bool
+may_vacate(Node *stmt, Oid db)
+{
+	if (superuser() || pg_database_ownercheck(db, GetUserId()))
+		return true;
+	if (IsA(stmt, CreatedbStmt) && have_createdb_privilege())
+	{
+		HeapTuple	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(db));
+		bool		is_template = false;
+
+		if (HeapTupleIsValid(tup))
+		{
+			is_template = ((Form_pg_database) GETSTRUCT(tup))->datistemplate;
+			ReleaseSysCache(tup);
+		}
+		return is_template;
+	}
+	return false;
+}
+
 /*
  * DROP DATABASE, ALTER DATABASE, renaming a database and copying it as a
  * template wait for every other backend of the database to leave.  Our idle
@@ -94,7 +115,12 @@ child_txn_process_utility(PlannedStmt *pstmt, const char *queryString,
 	{
 		Oid			db = get_database_oid(dbname, true);
 
-		if (OidIsValid(db))
+		/*
+		 * Only for somebody who may run the statement at all (the owner, or
+		 * a superuser; for a template, anyone allowed to copy it), so that
+		 * nobody can make the workers of a database leave just by trying.
+		 */
+		if (OidIsValid(db) && may_vacate(pstmt->utilityStmt, db))
 		{
 			child_txn::pool_retire_database(db);
 			child_txn::gc::retire_database(db);

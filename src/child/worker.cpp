@@ -21,6 +21,7 @@
  * destructor lives in a frame an ERROR can cross.
  */
 #include "child/child.hpp"
+#include "gc/queue.hpp"
 #include "child/spool.hpp"
 
 
@@ -734,6 +735,8 @@ end_child()
 		DiscardCommand(&stmt, true);
 	}
 	CommitTransactionCommand();
+	/* group-commit writes the child queued are not the next child's */
+	gc::forget_session_writes();
 	if (NLocBuffer > 0)
 		reusable = false;
 	phase = Phase::Idle;

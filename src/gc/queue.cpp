@@ -148,6 +148,40 @@ row_shape(TupleDesc desc, int natts)
 	return h;
 }
 
+bool
+register_worker(int index, uint32 generation)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "child_txn", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "child_txn_group_commit_main",
+			BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "child_txn group commit %d", index);
+	strlcpy(worker.bgw_type, "child_txn group commit", BGW_MAXLEN);
+	worker.bgw_main_arg = Int32GetDatum(index);
+	memcpy(worker.bgw_extra, &generation, sizeof(generation));
+	worker.bgw_notify_pid = 0;
+
+	if (RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		pfree(handle);
+		return true;
+	}
+
+	/* give the entry back, unless somebody started another meanwhile */
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	if (shared->workers[index].generation == generation)
+		shared->workers[index].state = static_cast<int32>(WorkerState::None);
+	LWLockRelease(shared->lock);
+	return false;
+}
+
 void
 retire_database(Oid database_id)
 {
@@ -280,6 +314,7 @@ free_slot(WriteSlot *w)
 	w->retry = false;
 	w->defer_reason = static_cast<int32>(DeferReason::None);
 	w->defer_tag_valid = false;
+	w->defer_count = 0;
 	w->next = shared->free_head;
 	shared->free_head = static_cast<int32>(w - shared->slots);
 }

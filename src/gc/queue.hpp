@@ -94,6 +94,8 @@ struct WriteSlot
 	int32		defer_reason;	/* DeferReason */
 	LOCKTAG		defer_tag;		/* the lock that blocked, if known */
 	bool		defer_tag_valid;
+	int32		defer_mode;		/* the lock mode it waited for */
+	int32		defer_count;	/* times deferred, for the retry back-off */
 
 	/* Failed */
 	int			sqlerrcode;
@@ -180,10 +182,23 @@ dsa_area   *area();
 uint32		row_shape(TupleDesc desc, int natts);
 
 /*
+ * Register the group-commit worker of entry `index`, which the caller set
+ * to Starting with this generation.  False (entry set back to None) if no
+ * background worker slot is free.  Raises no error.
+ */
+bool		register_worker(int index, uint32 generation);
+
+/*
  * Make the group-commit worker of a database exit if it has nothing to do
  * (for DROP DATABASE and friends).  One with queued writes stays.
  */
 void		retire_database(Oid database_id);
+
+/*
+ * Forget this process's queued writes (see session.cpp); a pooled child
+ * worker calls it between children.
+ */
+void		forget_session_writes();
 
 /* Wake the process behind a PGPROC number. */
 void		wake_procno(int procno);

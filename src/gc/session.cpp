@@ -24,7 +24,7 @@ namespace gc
 namespace
 {
 
-bool		exit_callback_registered = false;
+bool		exit_callback_registered = false;	/* also: this process queued writes */
 
 /* A registered group-commit worker not running after this is presumed lost. */
 constexpr int kWorkerStartTimeoutMs = 10000;
@@ -103,7 +103,10 @@ make_durable(XLogRecPtr lsn)
 	if (XLogRecPtrIsInvalid(lsn) || synchronous_commit == SYNCHRONOUS_COMMIT_OFF)
 		return;
 	XLogFlush(lsn);
+	/* as at commit: a cancel ends the wait with a warning, not an error */
+	HOLD_INTERRUPTS();
 	SyncRepWaitForLSN(lsn, true);
+	RESUME_INTERRUPTS();
 }
 
 /* Session exit: failed writes nobody will collect are freed, the rest
@@ -111,10 +114,27 @@ make_durable(XLogRecPtr lsn)
 void
 session_exit(int, Datum)
 {
+	/* a FATAL outside a transaction may have left our LWLock held */
+	LWLockReleaseAll();
+	forget_session_writes();
+}
+
+} // namespace
+
+/*
+ * This session's writes are nobody's any more (session end, or a pooled
+ * child worker moving on to its next child): failed ones are dropped (the
+ * worker logged them), the others are freed by the worker when done.
+ */
+void
+forget_session_writes()
+{
+	if (!exit_callback_registered)
+		return;					/* never queued anything */
+
 	Queue	   *q = queue();
 	bool		freed = false;
 
-	LWLockReleaseAll();
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < q->nslots; i++)
 	{
@@ -140,6 +160,9 @@ session_exit(int, Datum)
 	if (freed)
 		ConditionVariableBroadcast(&q->space_freed);
 }
+
+namespace
+{
 
 /*
  * Collect this session's failed fire-and-forget writes, freeing them;
@@ -232,39 +255,13 @@ self_wait_error(Oid relid, LOCKMODE held)
 void
 start_worker(int index, uint32 generation)
 {
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "child_txn", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "child_txn_group_commit_main",
-			BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "child_txn group commit %d", index);
-	strlcpy(worker.bgw_type, "child_txn group commit", BGW_MAXLEN);
-	worker.bgw_main_arg = Int32GetDatum(index);
-	memcpy(worker.bgw_extra, &generation, sizeof(generation));
-	worker.bgw_notify_pid = 0;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		Queue	   *q = queue();
-
-		LWLockAcquire(q->lock, LW_EXCLUSIVE);
-		if (q->workers[index].generation == generation)
-			q->workers[index].state = static_cast<int32>(WorkerState::None);
-		LWLockRelease(q->lock);
+	if (!register_worker(index, generation))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("could not start the group-commit worker: no background worker slot is free"),
 				 errhint("Raise max_worker_processes (currently %d) to leave "
 						 "room for the group-commit worker.  Changing it "
 						 "requires a restart.", max_worker_processes)));
-	}
-	pfree(handle);
 }
 
 /*
@@ -428,23 +425,48 @@ ask_retry(const WriteRef &ref)
  */
 void
 wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
-				 const LOCKTAG &tag, bool tag_valid, bool *table_locked,
-				 void (*withdraw)(const WriteRef &))
+				 const LOCKTAG &tag, bool tag_valid, LOCKMODE mode,
+				 bool *table_locked, void (*withdraw)(const WriteRef &))
 {
 	LOCKMODE	held;
 
 	if (reason == DeferReason::Table)
 	{
+		LOCKTAG		reltag;
+
 		if (holds_conflicting_lock(relid, &held))
 		{
 			withdraw(ref);
 			self_wait_error(relid, held);
 		}
+		SET_LOCKTAG_RELATION(reltag, MyDatabaseId, relid);
+		if (!*table_locked && LockHeldByMe(&reltag, RowExclusiveLock))
+		{
+			/*
+			 * We hold the table already, so what keeps the worker out is a
+			 * conflicting request queued behind us, which waits for us to
+			 * end: a cycle through the worker, invisible to the lock
+			 * manager.  Say so rather than wait for ever.
+			 */
+			char	   *relname = get_rel_name(relid);
+
+			withdraw(ref);
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+					 errmsg("deadlock detected waiting for a group-commit write to table \"%s\"",
+							relname ? relname : "?"),
+					 errdetail("This transaction holds a lock on the table; "
+							   "another transaction waits for it with a conflicting "
+							   "lock request, which keeps the group-commit worker out."),
+					 errhint("Append with wait => false, or before writing to "
+							 "the table in this transaction.")));
+		}
+
 		/*
-		 * Wait for the table like an INSERT would.  If we already hold it
-		 * and the worker still could not lock it (a conflicting request is
-		 * queued behind us), let go and queue up again behind that request,
-		 * so that it can finish: holding on would wait for ever.
+		 * Wait for the table like an INSERT would.  If we hold it already
+		 * because of an earlier round and the worker still could not lock
+		 * it (a conflicting request queued behind us), let go and queue up
+		 * again behind that request, so that it can finish.
 		 */
 		if (*table_locked)
 		{
@@ -454,8 +476,7 @@ wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
 		LockRelationOid(relid, RowExclusiveLock);
 		*table_locked = true;
 	}
-	else if (tag_valid &&
-			 tag.locktag_type == LOCKTAG_TRANSACTION)
+	else if (tag_valid && tag.locktag_type == LOCKTAG_TRANSACTION)
 	{
 		TransactionId xid = static_cast<TransactionId>(tag.locktag_field1);
 
@@ -475,9 +496,39 @@ wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
 		}
 		XactLockTableWait(xid, nullptr, nullptr, XLTW_None);
 	}
+	else if (tag_valid && mode > NoLock && mode <= MaxLockMode)
+	{
+		/*
+		 * Any other lock the write waited for (a referenced table, a
+		 * partition, a tuple lock, ...): refuse if we hold it in a
+		 * conflicting mode ourselves, else wait for it in the same mode,
+		 * visibly, and let go at once.
+		 */
+		for (LOCKMODE m = 1; m <= MaxLockMode; m++)
+		{
+			if (DoLockModesConflict(mode, m) && LockHeldByMe(&tag, m))
+			{
+				char	   *relname = get_rel_name(relid);
+
+				withdraw(ref);
+				ereport(ERROR,
+						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+						 errmsg("cannot wait for a group-commit write to table \"%s\": "
+								"it waits for a lock this transaction holds",
+								relname ? relname : "?"),
+						 errdetail("The write waits for a %s on an object this transaction holds a %s on.",
+								   GetLockmodeName(tag.locktag_lockmethodid, mode),
+								   GetLockmodeName(tag.locktag_lockmethodid, m)),
+						 errhint("Append with wait => false and flush after the "
+								 "transaction ends.")));
+			}
+		}
+		(void) LockAcquire(&tag, mode, false, false);
+		LockRelease(&tag, mode, false);
+	}
 	else
 	{
-		/* a lock we cannot wait for by its tag: poll */
+		/* nothing known to wait for: give it a moment */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 settings::row_lock_wait, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -561,6 +612,7 @@ wait_for_write(const WriteRef &ref)
 			DeferReason reason = DeferReason::None;
 			LOCKTAG		tag;
 			bool		tag_valid = false;
+			LOCKMODE	mode = NoLock;
 
 			/*
 			 * The slot stays ours while we wait for it, and the worker
@@ -600,9 +652,10 @@ wait_for_write(const WriteRef &ref)
 				reason = static_cast<DeferReason>(w->defer_reason);
 				tag = w->defer_tag;
 				tag_valid = w->defer_tag_valid;
+				mode = w->defer_mode;
 				LWLockRelease(q->lock);
 				if (still)
-					wait_for_blocker(ref, reason, relid, tag, tag_valid,
+					wait_for_blocker(ref, reason, relid, tag, tag_valid, mode,
 									 &table_locked, withdraw_write);
 				continue;
 			}
@@ -975,6 +1028,7 @@ child_txn_flush(PG_FUNCTION_ARGS)
 		Oid			relid = InvalidOid;
 		LOCKTAG		tag;
 		bool		tag_valid = false;
+		LOCKMODE	mode = NoLock;
 
 		memset(&tag, 0, sizeof(tag));
 		LWLockAcquire(q->lock, LW_SHARED);
@@ -996,6 +1050,7 @@ child_txn_flush(PG_FUNCTION_ARGS)
 				relid = w->relid;
 				tag = w->defer_tag;
 				tag_valid = w->defer_tag_valid;
+				mode = w->defer_mode;
 			}
 		}
 		LWLockRelease(q->lock);
@@ -1012,7 +1067,7 @@ child_txn_flush(PG_FUNCTION_ARGS)
 			}
 			locked_relid = relid;
 			/* flush() does not withdraw writes it did not queue itself */
-			wait_for_blocker(deferred, reason, relid, tag, tag_valid,
+			wait_for_blocker(deferred, reason, relid, tag, tag_valid, mode,
 							 &table_locked, [](const WriteRef &) {});
 			continue;
 		}

@@ -44,6 +44,12 @@ MemoryContext batch_cxt = nullptr;
 /* Between the start and the end of CommitTransactionCommand(). */
 volatile bool committing = false;
 
+/* SIGTERM arrived (ProcDiePending is cleared before the FATAL is raised). */
+volatile sig_atomic_t got_sigterm = false;
+
+/* Connected to the database: a worker that never got there is not restarted. */
+bool		connected = false;
+
 /* One write of the batch, as the worker sees it. */
 struct BatchWrite
 {
@@ -61,6 +67,7 @@ struct BatchWrite
 	DeferReason defer_reason;
 	LOCKTAG		defer_tag;
 	bool		defer_tag_valid;
+	LOCKMODE	defer_mode;
 	ErrorData  *error;
 	bool		log_failure;	/* failed and nobody waits for the answer */
 	char	   *relname;		/* for the log, looked up in the transaction */
@@ -73,10 +80,21 @@ struct Batch
 	int			nrows;
 };
 
+/* The batch this worker has taken and not yet answered, if any. */
+Batch	   *current_batch = nullptr;
+
+void
+worker_sigterm(SIGNAL_ARGS)
+{
+	got_sigterm = true;
+	die(postgres_signal_arg);
+}
+
 /* The row-lock probe (a timeout handler, runs in signal context). */
 TimeoutId	probe_timeout;
 volatile sig_atomic_t probe_fired = false;
 LOCKTAG		probe_tag;
+LOCKMODE	probe_mode;
 
 void
 row_wait_probe()
@@ -86,6 +104,7 @@ row_wait_probe()
 	if (lock == nullptr)
 		return;
 	probe_tag = lock->tag;
+	probe_mode = MyProc->waitLockMode;
 	probe_fired = true;
 	InterruptPending = true;
 	QueryCancelPending = true;
@@ -274,6 +293,13 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(user_id, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 
+	/*
+	 * Settings a trigger or default changes (even with SET, not SET LOCAL)
+	 * must not outlive this role's write: the next write may be another
+	 * role's.  Undo them all when done, as a function's SET clause would.
+	 */
+	int			guc_level = NewGUCNestLevel();
+
 	for (int r = 0; r < nrows; r++)
 	{
 		if (done[r])
@@ -310,6 +336,7 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 		pfree(arr);
 	}
 
+	AtEOXact_GUC(false, guc_level);
 	SetUserIdAndSecContext(save_user, save_sec);
 	ReleaseTupleDesc(desc);
 }
@@ -362,7 +389,8 @@ fail_write(BatchWrite *w, int sqlerrcode, const char *detail)
 
 /*
  * Lock the batch's tables without waiting.  Writes to a table that cannot
- * be locked are deferred; to a table that is gone, failed.
+ * be locked are deferred; to a table that is gone, failed; rows built with
+ * a row type whose columns changed type since, failed.
  */
 void
 lock_tables(Batch *b)
@@ -370,45 +398,51 @@ lock_tables(Batch *b)
 	for (int i = 0; i < b->nwrites; i++)
 	{
 		BatchWrite *w = &b->writes[i];
-		bool		seen = false;
+		bool		first = true;
 
 		if (w->outcome != WriteState::Running)
 			continue;
-		for (int j = 0; j < i && !seen; j++)
-			seen = b->writes[j].relid == w->relid;
-		if (seen)
+		for (int j = 0; j < i && first; j++)
+			first = b->writes[j].relid != w->relid;
+		if (!first)
+			continue;			/* decided with the table's first write */
+
+		enum class Fate
 		{
-			/* same table as an earlier write: same fate */
-			for (int j = 0; j < i; j++)
-				if (b->writes[j].relid == w->relid)
-				{
-					w->outcome = b->writes[j].outcome;
-					w->defer_reason = b->writes[j].defer_reason;
-					w->defer_tag = b->writes[j].defer_tag;
-					w->defer_tag_valid = b->writes[j].defer_tag_valid;
-					w->error = b->writes[j].error;
-					w->relname = b->writes[j].relname;
-					break;
-				}
-			continue;
-		}
+			Locked, Busy, Gone
+		}			fate = Fate::Locked;
+
 		if (!ConditionalLockRelationOid(w->relid, RowExclusiveLock))
-		{
-			w->outcome = WriteState::Deferred;
-			w->defer_reason = DeferReason::Table;
-			SET_LOCKTAG_RELATION(w->defer_tag, MyDatabaseId, w->relid);
-			w->defer_tag_valid = true;
-			continue;
-		}
-		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(w->relid)))
+			fate = Fate::Busy;
+		else if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(w->relid)))
 		{
 			UnlockRelationOid(w->relid, RowExclusiveLock);
-			fail_write(w, ERRCODE_UNDEFINED_TABLE,
-					   "The table was dropped after the write was queued.");
+			fate = Fate::Gone;
+		}
+		if (fate == Fate::Locked)
+			continue;
+
+		/* the same fate for every write of this table still to run */
+		for (int j = i; j < b->nwrites; j++)
+		{
+			BatchWrite *o = &b->writes[j];
+
+			if (o->relid != w->relid || o->outcome != WriteState::Running)
+				continue;
+			if (fate == Fate::Busy)
+			{
+				o->outcome = WriteState::Deferred;
+				o->defer_reason = DeferReason::Table;
+				SET_LOCKTAG_RELATION(o->defer_tag, MyDatabaseId, o->relid);
+				o->defer_tag_valid = true;
+				o->defer_mode = RowExclusiveLock;
+			}
+			else
+				fail_write(o, ERRCODE_UNDEFINED_TABLE,
+						   "The table was dropped after the write was queued.");
 		}
 	}
 
-	/* rows built with a row type that has changed since cannot be read */
 	for (int i = 0; i < b->nwrites; i++)
 	{
 		BatchWrite *w = &b->writes[i];
@@ -528,13 +562,14 @@ apply_isolated(Batch *b)
 			MemoryContextSwitchTo(cxt);
 			CurrentResourceOwner = owner;
 
-			if (probe_fired || edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+			if (probe_fired)
 			{
+				/* it waited for a lock: set aside, with what it waited for */
 				w->outcome = WriteState::Deferred;
 				w->defer_reason = DeferReason::Row;
-				w->defer_tag_valid = probe_fired;
-				if (probe_fired)
-					w->defer_tag = probe_tag;
+				w->defer_tag_valid = true;
+				w->defer_tag = probe_tag;
+				w->defer_mode = probe_mode;
 				probe_fired = false;
 			}
 			else
@@ -681,8 +716,10 @@ requeue_due(DbWorker *e, TimestampTz now)
 		WriteSlot  *w = &q->slots[i];
 		bool		pull = false;
 
+		/* (a write waiting for a row is only tried when due or asked for) */
 		if (w->database_id != MyDatabaseId ||
 			w->state != static_cast<int32>(WriteState::Deferred) ||
+			w->defer_reason != static_cast<int32>(DeferReason::Table) ||
 			w->retry_at <= now)
 			continue;
 		for (int k = 0; k < ndue && !pull; k++)
@@ -724,6 +761,10 @@ take_batch(Batch *b)
 
 		if (limit > 0 && b->nwrites > 0 && b->nrows + w->nrows > limit)
 			break;
+		/* allocate first: an error must not leave the write off the list */
+		HeapTupleHeader *rows = static_cast<HeapTupleHeader *>(
+			palloc(sizeof(HeapTupleHeader) * w->nrows));
+
 		e->queue_head = w->next;
 		if (e->queue_head < 0)
 			e->queue_tail = -1;
@@ -743,8 +784,7 @@ take_batch(Batch *b)
 		bw->nrows = w->nrows;
 		bw->queued_at = w->queued_at;
 		bw->outcome = WriteState::Running;
-		bw->rows = static_cast<HeapTupleHeader *>(
-			palloc(sizeof(HeapTupleHeader) * w->nrows));
+		bw->rows = rows;
 
 		char	   *p = static_cast<char *>(dsa_get_address(a, w->rows));
 
@@ -823,6 +863,10 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 				st->failures++;
 				fill_error(w, bw->error);
 				w->state = static_cast<int32>(WriteState::Failed);
+				/* only the error is kept for the caller: give the rows back */
+				dsa_free(area(), w->rows);
+				w->rows = InvalidDsaPointer;
+				freed = true;
 				bw->log_failure = !w->wait;
 				if (!w->wait)
 				{
@@ -842,9 +886,11 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 				w->defer_reason = static_cast<int32>(bw->defer_reason);
 				w->defer_tag = bw->defer_tag;
 				w->defer_tag_valid = bw->defer_tag_valid;
+				w->defer_mode = bw->defer_mode;
+				/* retried by itself after a while, backing off to 1 s */
 				w->retry_at = TimestampTzPlusMilliseconds(now,
-					bw->defer_reason == DeferReason::Table ? 200 :
-					Max(5 * settings::row_lock_wait, 50));
+					Min(1000, 50 << Min(w->defer_count, 5)));
+				w->defer_count++;
 				break;
 			default:
 				elog(PANIC, "group-commit write in unexpected state");
@@ -902,23 +948,29 @@ worker_exit(int, Datum)
 	Queue	   *q = queue();
 	DbWorker   *e = &q->workers[my_index];
 	bool		freed = false;
-	WriteSlot **requeue = static_cast<WriteSlot **>(
-		MemoryContextAlloc(TopMemoryContext, sizeof(WriteSlot *) * q->nslots));
-	int			nrequeue = 0;
+	bool		restart = false;
+	uint32		generation = 0;
 
 	/* an error may have left us holding LWLocks outside a transaction */
 	LWLockReleaseAll();
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < q->nslots; i++)
-	{
-		WriteSlot  *w = &q->slots[i];
 
-		if (w->database_id != MyDatabaseId ||
+	/*
+	 * Only the writes of our own batch: once this worker gave up its entry
+	 * (may_exit), another worker may already run batches of the database.
+	 */
+	for (int k = 0; current_batch != nullptr && k < current_batch->nwrites; k++)
+	{
+		const BatchWrite *bw = &current_batch->writes[k];
+		WriteSlot  *w = &q->slots[bw->slot];
+
+		if (w->seq != bw->seq ||
 			w->state != static_cast<int32>(WriteState::Running))
 			continue;
-		if (committing || !ProcDiePending)
+		if (committing || !got_sigterm)
 		{
 			w->state = static_cast<int32>(WriteState::Failed);
+			e->stats.failures++;
 			w->sqlerrcode = committing ? ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN
 				: ERRCODE_INTERNAL_ERROR;
 			strlcpy(w->message, committing
@@ -940,18 +992,31 @@ worker_exit(int, Datum)
 			}
 		}
 		else
-			requeue[nrequeue++] = w;	/* not committed: taken again */
+			enqueue(e, w);		/* not committed: taken again, in order */
 		wake_procno(w->owner_procno);
 	}
-	if (nrequeue > 1)
-		qsort(requeue, nrequeue, sizeof(WriteSlot *), seq_cmp);
-	for (int k = nrequeue - 1; k >= 0; k--)
-		enqueue(e, requeue[k]);
+	current_batch = nullptr;
+
 	if (e->generation == my_generation)
 	{
 		e->state = static_cast<int32>(WorkerState::None);
 		e->pid = 0;
 		e->pgprocno = -1;
+
+		/*
+		 * Writes still queued must not wait for a caller to come by (those
+		 * queued without waiting may have none): start the next worker now.
+		 * Not if this one never got connected (it would fail the same way);
+		 * waiting callers retry then.
+		 */
+		if (connected && (e->nqueued > 0 || e->ndeferred > 0))
+		{
+			e->state = static_cast<int32>(WorkerState::Starting);
+			e->generation++;
+			e->started_at = GetCurrentTimestamp();
+			generation = e->generation;
+			restart = true;
+		}
 	}
 	/* anybody waiting on a write of this database may restart the worker */
 	for (int i = 0; i < q->nslots; i++)
@@ -961,6 +1026,8 @@ worker_exit(int, Datum)
 	LWLockRelease(q->lock);
 	if (freed)
 		ConditionVariableBroadcast(&q->space_freed);
+	if (restart && !register_worker(my_index, generation))
+		elog(LOG, "could not start a new group-commit worker: no background worker slot is free");
 }
 
 /* Idle for long enough and nothing of ours in the queue: leave. */
@@ -1068,7 +1135,7 @@ child_txn_group_commit_main(Datum main_arg)
 	Oid			database_id;
 	TimestampTz idle_since;
 
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, worker_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGINT, StatementCancelHandler);
 	BackgroundWorkerUnblockSignals();
@@ -1094,11 +1161,9 @@ child_txn_group_commit_main(Datum main_arg)
 
 	before_shmem_exit(worker_exit, (Datum) 0);
 	BackgroundWorkerInitializeConnectionByOid(database_id, InvalidOid, 0);
+	connected = true;
 	pgstat_report_appname("child_txn group commit");
 	probe_timeout = RegisterTimeout(USER_TIMEOUT, row_wait_probe);
-	/* a lock wait the probe cannot see (none known) still ends, later */
-	SetConfigOption("lock_timeout", psprintf("%d", 10 * settings::row_lock_wait),
-					PGC_SUSET, PGC_S_OVERRIDE);
 
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "child_txn batch",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -1113,9 +1178,6 @@ child_txn_group_commit_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			SetConfigOption("lock_timeout",
-							psprintf("%d", 10 * settings::row_lock_wait),
-							PGC_SUSET, PGC_S_OVERRIDE);
 		}
 
 		delay_batch();
@@ -1123,10 +1185,12 @@ child_txn_group_commit_main(Datum main_arg)
 		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
 
 		take_batch(&b);
+		current_batch = &b;
 		MemoryContextSwitchTo(old);
 
 		if (b.nwrites == 0)
 		{
+			current_batch = nullptr;
 			long		timeout = next_retry_ms();
 			long		idle_left = -1;
 
@@ -1156,6 +1220,7 @@ child_txn_group_commit_main(Datum main_arg)
 		apply_batch(&b, &retried);
 		MemoryContextSwitchTo(batch_cxt);
 		answer(&b, started, retried, XactLastCommitEnd);
+		current_batch = nullptr;
 		MemoryContextSwitchTo(old);
 		idle_since = GetCurrentTimestamp();
 	}
