@@ -134,6 +134,45 @@ SELECT child_txn.flush();
 SELECT * FROM gc_shape ORDER BY a;
 DROP TABLE gc_shape;
 
+-- A write that waits for another lock this transaction holds (here the
+-- referenced table of a foreign key) is refused at once, not polled.
+CREATE TABLE gc_parent (id int PRIMARY KEY);
+INSERT INTO gc_parent VALUES (1);
+CREATE TABLE gc_child (pid int REFERENCES gc_parent);
+SELECT child_txn.append('gc_child', ROW(1)::gc_child);
+SELECT gc_try($$SELECT child_txn.append('gc_child', ROW(2)::gc_child)$$);
+BEGIN;
+LOCK gc_parent IN ACCESS EXCLUSIVE MODE;
+SELECT gc_try($$SELECT child_txn.append('gc_child', ROW(1)::gc_child)$$);
+ROLLBACK;
+SELECT * FROM gc_child;
+DROP TABLE gc_child, gc_parent;
+
+-- Settings a trigger changes (even with a plain SET) do not outlive its
+-- write: the next write, maybe another role's, sees the server's settings.
+CREATE TABLE gc_setter (v text);
+CREATE FUNCTION gc_setter_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('search_path', 'pg_catalog', false);
+  RETURN NEW;
+END $$;
+CREATE TRIGGER gc_setter_bi BEFORE INSERT ON gc_setter
+  FOR EACH ROW EXECUTE FUNCTION gc_setter_fn();
+CREATE TABLE gc_sp (sp text DEFAULT current_setting('search_path'));
+SELECT child_txn.append('gc_setter', ROW('x')::gc_setter);
+SELECT child_txn.append('gc_sp', ROW(NULL)::gc_sp);
+SELECT sp FROM gc_sp;
+DROP TABLE gc_setter, gc_sp;
+DROP FUNCTION gc_setter_fn();
+
+-- A child worker's fire-and-forget writes are not reported to the next
+-- child it serves.
+SELECT failures AS f1 FROM gc_counts() \gset
+SELECT child_txn.run($$SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'child ff bad', -1, NULL)::gc_log, false)$$);
+SELECT gc_wait_failures(:f1 + 1);
+SELECT child_txn.run($$SELECT child_txn.append('gc_log', ROW(NULL, NULL, 'next child', 1, NULL)::gc_log)$$);
+SELECT msg FROM gc_log WHERE msg LIKE '%child%' ORDER BY id;
+
 -- Bad calls.
 SELECT child_txn.append('gc_log', ROW(1, 2));
 SELECT child_txn.append('gc_log', 42);
