@@ -101,12 +101,12 @@ define()
 
 	DefineCustomIntVariable(
 		"child_txn.row_lock_wait",
-		"How long a group-commit batch waits for a row lock before it defers "
-		"the write that needs it.",
-		"A write that waits for a row (for example a unique key inserted by "
-		"an uncommitted transaction) is set aside so that the other writes "
-		"of the batch commit; its caller then waits for the blocking "
-		"transaction itself.",
+		"How long a group-commit batch waits for a lock inside a write "
+		"before it defers that write.",
+		"A write that waits for a lock (a row, for example a unique key "
+		"inserted by an uncommitted transaction, or a referenced table) is "
+		"set aside so that the other writes of the batch commit; its caller "
+		"then waits for that lock itself.",
 		&row_lock_wait, 20, 1, 60000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
 		nullptr, nullptr);
 
