@@ -132,6 +132,40 @@ sub check_round
 	return;
 }
 
+# 0. SIGTERM while the worker is inside a batch (a trigger sleeps in it): the
+#    batch is rolled back and taken again by the next worker, which the
+#    exiting one starts; the caller gets success and the row is there once.
+{
+	$node->safe_psql('postgres', q{
+		CREATE TABLE slow (v int);
+		CREATE FUNCTION slow_trg() RETURNS trigger LANGUAGE plpgsql
+		  AS $$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$;
+		CREATE TRIGGER slow_bi BEFORE INSERT ON slow
+		  FOR EACH ROW EXECUTE FUNCTION slow_trg();
+	});
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[
+			'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-d',
+			$node->connstr('postgres'), '-c',
+			"SELECT child_txn.append('slow', ROW(1)::slow)"
+		],
+		'>', \$out, '2>', \$err);
+	ok( $node->poll_query_until(
+			'postgres',
+			"SELECT count(*) = 1 FROM pg_stat_activity "
+			  . "WHERE backend_type = 'child_txn group commit' AND wait_event = 'PgSleep'"),
+		'mid-batch: the worker is inside the batch');
+	my $pid = gc_worker_pid();
+	kill 'TERM', $pid;
+	$h->finish;
+	is($h->result(0), 0, 'mid-batch: the caller got success') or diag($err);
+	isnt(gc_worker_pid(), $pid, 'mid-batch: another worker took the batch over');
+	is($node->safe_psql('postgres', 'SELECT count(*) FROM slow'), '1',
+		'mid-batch: the row is there, once');
+	$node->safe_psql('postgres', 'DROP TABLE slow; DROP FUNCTION slow_trg()');
+}
+
 # 1. SIGTERM to the group-commit worker: its batch is requeued, a new worker
 #    is started on demand, and the sessions carry on without an error.
 {
