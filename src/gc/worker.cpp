@@ -91,7 +91,7 @@ worker_sigterm(SIGNAL_ARGS)
 }
 
 /* The row-lock probe (a timeout handler, runs in signal context). */
-TimeoutId	probe_timeout;
+TimeoutId	probe_timeout = static_cast<TimeoutId>(0);	/* 0: not registered */
 volatile sig_atomic_t probe_fired = false;
 LOCKTAG		probe_tag;
 LOCKMODE	probe_mode;
@@ -99,7 +99,8 @@ LOCKMODE	probe_mode;
 void
 row_wait_probe()
 {
-	LOCK	   *lock = MyProc->waitLock;
+	/* (MyProc is gone late in process exit) */
+	LOCK	   *lock = MyProc != nullptr ? MyProc->waitLock : nullptr;
 
 	if (lock == nullptr)
 		return;
@@ -950,6 +951,13 @@ worker_exit(int, Datum)
 	bool		freed = false;
 	bool		restart = false;
 	uint32		generation = 0;
+
+	/*
+	 * A FATAL inside a batch leaves the periodic lock-wait probe armed; it
+	 * must not fire on through the rest of process exit.
+	 */
+	if (probe_timeout != 0)
+		disable_timeout(probe_timeout, false);
 
 	/* an error may have left us holding LWLocks outside a transaction */
 	LWLockReleaseAll();

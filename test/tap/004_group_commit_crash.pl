@@ -143,6 +143,7 @@ sub check_round
 		CREATE TRIGGER slow_bi BEFORE INSERT ON slow
 		  FOR EACH ROW EXECUTE FUNCTION slow_trg();
 	});
+	my $started = $node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()');
 	my ($out, $err) = ('', '');
 	my $h = IPC::Run::start(
 		[
@@ -163,6 +164,8 @@ sub check_round
 	isnt(gc_worker_pid(), $pid, 'mid-batch: another worker took the batch over');
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM slow'), '1',
 		'mid-batch: the row is there, once');
+	is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'),
+		$started, 'mid-batch: the worker exited cleanly (no crash restart)');
 	$node->safe_psql('postgres', 'DROP TABLE slow; DROP FUNCTION slow_trg()');
 }
 
@@ -186,6 +189,8 @@ sub check_round
 		$errors++ if ${ $l->{err} } =~ /ERROR/;
 	}
 	is($errors, 0, 'sigterm: no session saw an error');
+	unlike(slurp_file($node->logfile), qr/terminated by signal 11|Segmentation fault/,
+		'sigterm: no process crashed');
 	check_round($load, 'sigterm', 0);
 }
 
