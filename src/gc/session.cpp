@@ -36,6 +36,24 @@ struct WriteRef
 	uint64		seq;
 };
 
+/*
+ * Rounds of "wait for the blocker, ask for a retry, deferred again" on one
+ * lock.  A caller that already holds a lock on the object can be granted
+ * its wait at once, ahead of a conflicting request queued by another
+ * session that the worker cannot get past: then every round ends at once
+ * and the write is never applied.  That is a cycle through the worker,
+ * which the deadlock detector cannot see; it is reported after a few
+ * rounds that did not wait at all.
+ */
+struct WaitProgress
+{
+	LOCKTAG		tag{};
+	int			quick_rounds = 0;
+};
+
+constexpr int kQuickRoundsLimit = 10;
+constexpr long kQuickRoundMs = 5;
+
 /* A copy of a failed write's error, to raise once no lock is held. */
 struct CopiedError
 {
@@ -426,9 +444,11 @@ ask_retry(const WriteRef &ref)
 void
 wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
 				 const LOCKTAG &tag, bool tag_valid, LOCKMODE mode,
-				 bool *table_locked, void (*withdraw)(const WriteRef &))
+				 bool *table_locked, void (*withdraw)(const WriteRef &),
+				 WaitProgress *progress)
 {
 	LOCKMODE	held;
+	TimestampTz started = GetCurrentTimestamp();
 
 	if (reason == DeferReason::Table)
 	{
@@ -534,6 +554,32 @@ wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+
+	/* a round that did not wait, on the same lock as the last one? */
+	bool		quick = !TimestampDifferenceExceeds(started, GetCurrentTimestamp(),
+												   kQuickRoundMs);
+	bool		same_tag = tag_valid &&
+		memcmp(&progress->tag, &tag, sizeof(LOCKTAG)) == 0;
+
+	progress->quick_rounds = quick ? (same_tag ? progress->quick_rounds + 1 : 1) : 0;
+	if (tag_valid)
+		progress->tag = tag;
+	if (tag_valid && progress->quick_rounds >= kQuickRoundsLimit)
+	{
+		char	   *relname = get_rel_name(relid);
+
+		withdraw(ref);
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+				 errmsg("deadlock detected waiting for a group-commit write to table \"%s\"",
+						relname ? relname : "?"),
+				 errdetail("The write waits for a lock that this transaction can "
+						   "take at once, but another transaction's conflicting "
+						   "request, which waits for this transaction, keeps the "
+						   "group-commit worker out."),
+				 errhint("Append with wait => false, or before locking or "
+						 "reading the objects the write needs in this transaction.")));
+	}
 	ask_retry(ref);
 }
 
@@ -602,6 +648,7 @@ wait_for_write(const WriteRef &ref)
 	bool		table_locked = false;
 	Oid			relid = InvalidOid;
 	XLogRecPtr	lsn = InvalidXLogRecPtr;
+	WaitProgress progress;
 
 	PG_TRY();
 	{
@@ -656,7 +703,7 @@ wait_for_write(const WriteRef &ref)
 				LWLockRelease(q->lock);
 				if (still)
 					wait_for_blocker(ref, reason, relid, tag, tag_valid, mode,
-									 &table_locked, withdraw_write);
+									 &table_locked, withdraw_write, &progress);
 				continue;
 			}
 
@@ -1018,6 +1065,7 @@ child_txn_flush(PG_FUNCTION_ARGS)
 	Queue	   *q = queue();
 	bool		table_locked = false;
 	Oid			locked_relid = InvalidOid;
+	WaitProgress progress;
 	int64		waited = 0;
 
 	for (;;)
@@ -1068,7 +1116,7 @@ child_txn_flush(PG_FUNCTION_ARGS)
 			locked_relid = relid;
 			/* flush() does not withdraw writes it did not queue itself */
 			wait_for_blocker(deferred, reason, relid, tag, tag_valid, mode,
-							 &table_locked, [](const WriteRef &) {});
+							 &table_locked, [](const WriteRef &) {}, &progress);
 			continue;
 		}
 		if (worker_gone())

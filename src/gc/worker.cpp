@@ -86,7 +86,8 @@ Batch	   *current_batch = nullptr;
 void
 worker_sigterm(SIGNAL_ARGS)
 {
-	got_sigterm = true;
+	if (!proc_exit_inprogress)
+		got_sigterm = true;
 	die(postgres_signal_arg);
 }
 
@@ -331,6 +332,12 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 		int			rc = SPI_execute_plan(plan, &arg, nullptr, false, 0);
 
 		disable_timeout(probe_timeout, false);
+		if (probe_fired)
+		{
+			/* the wait it saw ended by itself: drop the cancel it asked for */
+			probe_fired = false;
+			QueryCancelPending = false;
+		}
 		if (rc < 0)
 			elog(ERROR, "group-commit insert failed: %s",
 				 SPI_result_code_string(rc));
@@ -518,6 +525,7 @@ apply_optimistic(Batch *b)
 	PG_CATCH();
 	{
 		disable_timeout(probe_timeout, false);
+		probe_fired = false;
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
 		ok = false;
@@ -545,6 +553,7 @@ apply_isolated(Batch *b)
 			continue;
 		BeginInternalSubTransaction(nullptr);
 		MemoryContextSwitchTo(cxt);
+		probe_fired = false;
 		PG_TRY();
 		{
 			insert_rows(w->relid, w->rowtype, w->user_id, w->rows, w->nrows);
@@ -1192,8 +1201,9 @@ child_txn_group_commit_main(Datum main_arg)
 		MemoryContextReset(batch_cxt);
 		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
 
+		b.nwrites = 0;
+		current_batch = &b;		/* before any write is marked Running */
 		take_batch(&b);
-		current_batch = &b;
 		MemoryContextSwitchTo(old);
 
 		if (b.nwrites == 0)
