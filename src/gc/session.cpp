@@ -452,36 +452,16 @@ wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
 
 	if (reason == DeferReason::Table)
 	{
-		LOCKTAG		reltag;
-
+		/*
+		 * (If this transaction holds the table already, the lock below is
+		 * granted at once and the round counts as one that did not wait:
+		 * see WaitProgress.)
+		 */
 		if (holds_conflicting_lock(relid, &held))
 		{
 			withdraw(ref);
 			self_wait_error(relid, held);
 		}
-		SET_LOCKTAG_RELATION(reltag, MyDatabaseId, relid);
-		if (!*table_locked && LockHeldByMe(&reltag, RowExclusiveLock))
-		{
-			/*
-			 * We hold the table already, so what keeps the worker out is a
-			 * conflicting request queued behind us, which waits for us to
-			 * end: a cycle through the worker, invisible to the lock
-			 * manager.  Say so rather than wait for ever.
-			 */
-			char	   *relname = get_rel_name(relid);
-
-			withdraw(ref);
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
-					 errmsg("deadlock detected waiting for a group-commit write to table \"%s\"",
-							relname ? relname : "?"),
-					 errdetail("This transaction holds a lock on the table; "
-							   "another transaction waits for it with a conflicting "
-							   "lock request, which keeps the group-commit worker out."),
-					 errhint("Append with wait => false, or before writing to "
-							 "the table in this transaction.")));
-		}
-
 		/*
 		 * Wait for the table like an INSERT would.  If we hold it already
 		 * because of an earlier round and the worker still could not lock
