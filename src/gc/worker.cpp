@@ -468,47 +468,42 @@ lock_tables(Batch *b)
 	}
 }
 
-/* Insert every Running write, grouped by (table, role, row type). */
+/* Do two writes go into the same INSERT (table, role and row type)? */
+bool
+same_group(const BatchWrite &a, const BatchWrite &b)
+{
+	return a.relid == b.relid && a.user_id == b.user_id &&
+		a.rowtype == b.rowtype;
+}
+
+/* Insert every Running write, one INSERT per (table, role, row type). */
 void
 insert_groups(Batch *b)
 {
-		for (int i = 0; i < b->nwrites; i++)
+	bool	   *grouped = static_cast<bool *>(palloc0(sizeof(bool) * b->nwrites));
+	HeapTupleHeader *rows = static_cast<HeapTupleHeader *>(
+		palloc(sizeof(HeapTupleHeader) * Max(b->nrows, 1)));
+
+	for (int i = 0; i < b->nwrites; i++)
+	{
+		const BatchWrite *w = &b->writes[i];
+		int			n = 0;
+
+		if (grouped[i] || w->outcome != WriteState::Running)
+			continue;
+		for (int j = i; j < b->nwrites; j++)
 		{
-			BatchWrite *w = &b->writes[i];
-			bool		first = true;
+			const BatchWrite *o = &b->writes[j];
 
-			if (w->outcome != WriteState::Running)
+			if (grouped[j] || o->outcome != WriteState::Running ||
+				!same_group(*w, *o))
 				continue;
-			/* the first write of each (table, role): gather the group */
-			for (int j = 0; j < i && first; j++)
-				first = !(b->writes[j].outcome == WriteState::Running &&
-						  b->writes[j].relid == w->relid &&
-						  b->writes[j].user_id == w->user_id &&
-						  b->writes[j].rowtype == w->rowtype);
-			if (!first)
-				continue;
-			int			n = 0;
-
-			for (int j = i; j < b->nwrites; j++)
-				if (b->writes[j].outcome == WriteState::Running &&
-					b->writes[j].relid == w->relid &&
-					b->writes[j].user_id == w->user_id &&
-					b->writes[j].rowtype == w->rowtype)
-					n += b->writes[j].nrows;
-
-			HeapTupleHeader *rows = static_cast<HeapTupleHeader *>(
-				palloc(sizeof(HeapTupleHeader) * n));
-			int			k = 0;
-
-			for (int j = i; j < b->nwrites; j++)
-				if (b->writes[j].outcome == WriteState::Running &&
-					b->writes[j].relid == w->relid &&
-					b->writes[j].user_id == w->user_id &&
-					b->writes[j].rowtype == w->rowtype)
-					for (int r = 0; r < b->writes[j].nrows; r++)
-						rows[k++] = b->writes[j].rows[r];
-			insert_rows(w->relid, w->rowtype, w->user_id, rows, n);
+			grouped[j] = true;
+			for (int r = 0; r < o->nrows; r++)
+				rows[n++] = o->rows[r];
 		}
+		insert_rows(w->relid, w->rowtype, w->user_id, rows, n);
+	}
 }
 
 /* Optimistic pass: everything, no subtransactions.  False on any error. */
