@@ -9,6 +9,7 @@
  * ERROR can cross.
  */
 #include "child/child.hpp"
+#include "pg/bgworker.hpp"
 
 #include "settings.hpp"
 
@@ -407,21 +408,8 @@ start_worker(ChildConn *conn)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "child_txn", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "child_txn_worker_main", BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "child_txn worker %d",
-			 conn->where.slot);
-	strlcpy(worker.bgw_type, "child_txn worker", BGW_MAXLEN);
-	worker.bgw_main_arg = Int32GetDatum(conn->where.slot);
-	memcpy(worker.bgw_extra, &conn->where.generation,
-		   sizeof(conn->where.generation));
-	worker.bgw_notify_pid = MyProcPid;
-
+	describe_worker(&worker, "child_txn_worker_main", "child_txn worker",
+					conn->where.slot, conn->where.generation, MyProcPid);
 	if (!RegisterDynamicBackgroundWorker(&worker, &conn->worker))
 	{
 		pool_unassign(conn->where);

@@ -6,6 +6,7 @@
 #include "pg/postgres_headers.hpp"
 
 #include "gc/queue.hpp"
+#include "pg/bgworker.hpp"
 #include "settings.hpp"
 
 namespace child_txn
@@ -154,20 +155,8 @@ register_worker(int index, uint32 generation)
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "child_txn", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "child_txn_group_commit_main",
-			BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "child_txn group commit %d", index);
-	strlcpy(worker.bgw_type, "child_txn group commit", BGW_MAXLEN);
-	worker.bgw_main_arg = Int32GetDatum(index);
-	memcpy(worker.bgw_extra, &generation, sizeof(generation));
-	worker.bgw_notify_pid = 0;
-
+	describe_worker(&worker, "child_txn_group_commit_main",
+					"child_txn group commit", index, generation, 0);
 	if (RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
 		pfree(handle);
