@@ -119,3 +119,17 @@ REVOKE ALL ON FUNCTION _boundary_destructors() FROM PUBLIC;
 GRANT USAGE ON SCHEMA child_txn TO PUBLIC;
 GRANT SELECT ON children TO PUBLIC;
 GRANT SELECT ON group_commit_stats TO PUBLIC;
+
+-- The child_txn_heap table access method: heap on disk and for ordinary
+-- sessions; in a child transaction, rows its ancestors wrote are visible as
+-- they are to the ancestor (README "Seeing the parent's writes").
+CREATE FUNCTION heap_handler(internal)
+RETURNS table_am_handler
+AS 'MODULE_PATHNAME', 'child_txn_heap_handler'
+LANGUAGE C STRICT;
+COMMENT ON FUNCTION heap_handler(internal) IS
+  'Handler of the child_txn_heap table access method.';
+
+CREATE ACCESS METHOD child_txn_heap TYPE TABLE HANDLER heap_handler;
+COMMENT ON ACCESS METHOD child_txn_heap IS
+  'Heap storage whose rows a child transaction sees as its parent does, uncommitted writes included.';

@@ -6,6 +6,7 @@
 
 #include "child/child.hpp"
 #include "gc/queue.hpp"
+#include "heap/am.hpp"
 #include "settings.hpp"
 
 extern "C"
@@ -152,6 +153,8 @@ _PG_init(void)
 	child_txn::settings::define();
 
 	RegisterXactCallback(child_txn::child_xact_callback, nullptr);
+
+	child_txn::heap::install_hooks();
 
 	prev_process_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = child_txn_process_utility;

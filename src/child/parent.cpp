@@ -9,6 +9,7 @@
  * ERROR can cross.
  */
 #include "child/child.hpp"
+#include "heap/intents.hpp"
 #include "pg/bgworker.hpp"
 
 #include "settings.hpp"
@@ -621,7 +622,14 @@ exchange(ChildConn *conn, RequestCode code, const char *sql, RowSink *sink,
 		 bool handshake)
 {
 	RequestResult result;
-	uint32		request = handshake ? 0 : conn->next_request++;
+	uint32		request;
+	Size		intents_len = 0;
+	char	   *volatile intents = nullptr;
+
+	/* What the child must see of our (and our ancestors') writes. */
+	if (!handshake)
+		intents = heap::publish(&intents_len);
+	request = handshake ? 0 : conn->next_request++;
 
 	pool_set_child_state(conn->where, conn->child_id,
 						 handshake || code == RequestCode::Start ?
@@ -638,16 +646,23 @@ exchange(ChildConn *conn, RequestCode code, const char *sql, RowSink *sink,
 	{
 		if (!handshake)
 		{
-			shm_mq_iovec iov[2];
+			shm_mq_iovec iov[4];
 			char		codebyte = static_cast<char>(code);
+			uint32		len32 = static_cast<uint32>(intents_len);
 
 			iov[0].data = &codebyte;
 			iov[0].len = 1;
-			iov[1].data = sql;
-			iov[1].len = strlen(sql) + 1;
-			if (shm_mq_sendv(conn->request_mqh, iov, 2, false, true) !=
+			iov[1].data = reinterpret_cast<const char *>(&len32);
+			iov[1].len = sizeof(len32);
+			iov[2].data = intents;
+			iov[2].len = intents_len;
+			iov[3].data = sql;
+			iov[3].len = strlen(sql) + 1;
+			if (shm_mq_sendv(conn->request_mqh, iov, 4, false, true) !=
 				SHM_MQ_SUCCESS)
 				report_worker_gone(conn->child_id);
+			if (intents != nullptr)
+				pfree(intents);
 			wait_for_child(conn, request);
 		}
 		result = read_response(conn, handshake ? nullptr : sql, sink);

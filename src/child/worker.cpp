@@ -23,6 +23,8 @@
 #include "child/child.hpp"
 #include "gc/queue.hpp"
 #include "child/spool.hpp"
+#include "heap/am.hpp"
+#include "heap/intents.hpp"
 
 
 namespace child_txn
@@ -245,6 +247,7 @@ bool
 finish_request()
 {
 	phase = Phase::Finishing;
+	heap::forget();				/* the request is over, commit included */
 	if (handshake)
 		handshake = false;		/* not a request: no lock changes hands */
 	else
@@ -770,6 +773,8 @@ child_txn_worker_main(Datum main_arg)
 	uint32		generation;
 	dsm_handle	first;
 
+	/* Before any relation is opened: see heap/am.hpp. */
+	heap::in_child_worker = true;
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGUSR2, parent_cancel_handler);
@@ -839,6 +844,7 @@ child_txn_worker_main(Datum main_arg)
 			end_block_rollback();
 		MemoryContextSwitchTo(TopMemoryContext);
 		FlushErrorState();
+		heap::forget();
 		MemoryContextReset(request_cxt);
 		QueryCancelHoldoffCount = 1;	/* held outside requests */
 		RESUME_INTERRUPTS();
@@ -869,7 +875,10 @@ child_txn_worker_main(Datum main_arg)
 		char	   *sql;
 		RequestCode code;
 		bool		abandoned;
+		uint32		intents_len;
+		Size		sql_len;
 
+		heap::forget();			/* they lived in request_cxt */
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(request_cxt);
 
@@ -889,14 +898,24 @@ child_txn_worker_main(Datum main_arg)
 			end_child();
 			continue;
 		}
-		if (nbytes < 2)
+		/* code byte, uint32 length of the intents, intents, SQL, NUL */
+		if (nbytes < 1 + sizeof(uint32) + 1)
 			ereport(FATAL,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
 					 errmsg("child_txn worker received a malformed request")));
 		code = static_cast<RequestCode>(static_cast<char *>(data)[0]);
-		sql = static_cast<char *>(MemoryContextAlloc(request_cxt, nbytes));
-		memcpy(sql, static_cast<char *>(data) + 1, nbytes - 1);
-		sql[nbytes - 2] = '\0';
+		memcpy(&intents_len, static_cast<char *>(data) + 1, sizeof(uint32));
+		if (intents_len > nbytes - 1 - sizeof(uint32) - 1)
+			ereport(FATAL,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("child_txn worker received a malformed request")));
+		sql_len = nbytes - 1 - sizeof(uint32) - intents_len;
+		sql = static_cast<char *>(MemoryContextAlloc(request_cxt, sql_len));
+		memcpy(sql, static_cast<char *>(data) + 1 + sizeof(uint32) + intents_len,
+			   sql_len);
+		sql[sql_len - 1] = '\0';
+		heap::adopt(static_cast<char *>(data) + 1 + sizeof(uint32),
+					intents_len, request_cxt);
 
 		QueryCancelPending = false;
 		SpinLockAcquire(&hdr->mutex);

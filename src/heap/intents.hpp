@@ -1,0 +1,64 @@
+/*
+ * intents.hpp
+ *		What a child sees of its ancestors' uncommitted writes in
+ *		child_txn_heap tables (DESIGN.md 3.4; docs/child_txn_heap_design.md).
+ *
+ * With every request, a parent sends its child the *intents* of each
+ * ancestor that has written: one layer per ancestor, outermost first, with
+ * its top-level transaction id, the ids of its live and subcommitted
+ * subtransactions (rolled-back ones are not there), the command id of its
+ * statement in progress and its combo command ids.  The child worker
+ * adopts them for the request; child_txn_heap's scans then show a row
+ * version an ancestor wrote exactly as that ancestor sees it: inserted by
+ * a completed command and not deleted by one.
+ *
+ * Ancestors are blocked while a child runs (they wait for it in the lock
+ * manager), so their transactions stay in progress, their tuples are never
+ * hinted and the state sent cannot change under the child.
+ */
+#pragma once
+
+#include "pg/postgres_headers.hpp"
+
+namespace child_txn
+{
+namespace heap
+{
+
+/* SQLSTATE of a child's write to a row version an ancestor wrote or locked. */
+#define ERRCODE_CHILD_TXN_PARENT_ROW MAKE_SQLSTATE('5', '5', 'T', '0', '1')
+
+/*
+ * Parent side: the intents to send with a request, palloc'd, or nullptr
+ * with *len = 0 when no ancestor (this transaction included) has written.
+ */
+char	   *publish(Size *len);
+
+/*
+ * Child worker side: take the intents that came with the request being
+ * served (copied into cxt, which must outlive the request) / drop them.
+ */
+void		adopt(const char *data, Size len, MemoryContext cxt);
+void		forget();
+
+/* Does the request being served carry any ancestor's writes? */
+bool		present();
+
+/*
+ * Is the tuple visible to MVCC snapshot snap, counting ancestors' writes as
+ * they see them?  The caller holds a pin and a share lock on buf.  Never
+ * sets hint bits for ancestors' transaction ids.  Does the serializable
+ * conflict-out check where no ancestor decided the answer.
+ */
+bool		tuple_visible(Relation rel, HeapTuple tup, Snapshot snap,
+						  Buffer buf);
+
+/*
+ * Raise ERRCODE_CHILD_TXN_PARENT_ROW if the row version at tid was written
+ * or is locked by an ancestor; action names the attempt ("update", ...).
+ */
+void		check_not_ancestors(Relation rel, ItemPointer tid,
+								const char *action);
+
+} // namespace heap
+} // namespace child_txn
