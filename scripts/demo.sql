@@ -3,7 +3,7 @@
 \pset footer off
 DROP EXTENSION IF EXISTS child_txn CASCADE;
 CREATE EXTENSION child_txn;
-DROP TABLE IF EXISTS demo_accounts, demo_audit;
+DROP TABLE IF EXISTS demo_accounts, demo_audit, demo_orders;
 CREATE TABLE demo_accounts (id int PRIMARY KEY, balance int NOT NULL CHECK (balance >= 0));
 CREATE TABLE demo_audit (at timestamptz DEFAULT clock_timestamp(), msg text);
 INSERT INTO demo_accounts VALUES (1, 100);
@@ -51,3 +51,14 @@ SELECT child_txn.flush();
 SELECT child_txn.append('demo_audit', ROW(NULL, 'durable when this returns')::demo_audit);
 SELECT count(*) AS queued_rows_written FROM demo_audit WHERE msg LIKE 'queued %';
 SELECT database, batches, writes, rows, failures FROM child_txn.group_commit_stats;
+
+\echo
+\echo '5. child_txn_heap: a child sees its parent''s uncommitted rows (heap tables: committed only):'
+CREATE TABLE demo_orders (id int PRIMARY KEY, status text) USING child_txn_heap;
+BEGIN;
+INSERT INTO demo_orders VALUES (1, 'new');
+UPDATE demo_orders SET status = 'paid' WHERE id = 1;
+SELECT child_txn.run($$INSERT INTO demo_audit (msg) SELECT 'order ' || id || ' ' || status FROM demo_orders$$);
+ROLLBACK;
+SELECT count(*) AS orders_after_rollback FROM demo_orders;
+SELECT msg AS audit_written_by_the_child FROM demo_audit WHERE msg LIKE 'order %';
