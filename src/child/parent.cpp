@@ -626,8 +626,13 @@ exchange(ChildConn *conn, RequestCode code, const char *sql, RowSink *sink,
 	Size		intents_len = 0;
 	char	   *volatile intents = nullptr;
 
-	/* What the child must see of our (and our ancestors') writes. */
-	if (!handshake)
+	/*
+	 * What the child must see of our (and our ancestors') writes; nothing
+	 * for requests that run no statement, so that a child can always be
+	 * rolled back.
+	 */
+	if (!handshake && code != RequestCode::Rollback &&
+		code != RequestCode::Start)
 		intents = heap::publish(&intents_len);
 	request = handshake ? 0 : conn->next_request++;
 
@@ -661,8 +666,6 @@ exchange(ChildConn *conn, RequestCode code, const char *sql, RowSink *sink,
 			if (shm_mq_sendv(conn->request_mqh, iov, 4, false, true) !=
 				SHM_MQ_SUCCESS)
 				report_worker_gone(conn->child_id);
-			if (intents != nullptr)
-				pfree(intents);
 			wait_for_child(conn, request);
 		}
 		result = read_response(conn, handshake ? nullptr : sql, sink);

@@ -916,6 +916,7 @@ child_txn_worker_main(Datum main_arg)
 		sql[sql_len - 1] = '\0';
 		heap::adopt(static_cast<char *>(data) + 1 + sizeof(uint32),
 					intents_len, request_cxt);
+		heap::note_request_start();
 
 		QueryCancelPending = false;
 		SpinLockAcquire(&hdr->mutex);

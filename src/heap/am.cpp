@@ -55,6 +55,7 @@ struct ChildScan
 {
 	HeapScanDescData heap;		/* must come first */
 	Snapshot	snapshot;		/* the caller's MVCC snapshot */
+	uint64		vis_generation; /* intents the verdicts below were made with */
 	Buffer		vis_buffer;		/* page whose verdicts are below */
 	BlockNumber vis_block;
 	OffsetNumber vis_maxoff;
@@ -64,10 +65,19 @@ struct ChildScan
 ExecutorRun_hook_type prev_executor_run = nullptr;
 planner_hook_type prev_planner = nullptr;
 
+/*
+ * Do the ancestors' writes count for a read of rel with snap?  Only for
+ * plain MVCC snapshots (not historic ones, nor the special-purpose kinds
+ * index builds and constraint checks use).
+ */
 inline bool
-applies(Snapshot snap)
+applies(Relation rel, Snapshot snap)
 {
-	return present() && snap != nullptr && IsMVCCSnapshot(snap);
+	if (likely(!present()) || snap == nullptr ||
+		snap->snapshot_type != SNAPSHOT_MVCC)
+		return false;
+	check_snapshot(rel);
+	return true;
 }
 
 inline bool
@@ -88,14 +98,19 @@ child_scan_begin(Relation rel, Snapshot snap, int nkeys, ScanKey key,
 	 * the real snapshot.  Scans with a snapshot of their own to free, and
 	 * parallel scans, stay heap's (parallel query is off with intents).
 	 */
-	if (!applies(snap) || pscan != nullptr || (flags & SO_TEMP_SNAPSHOT) ||
+	if (!applies(rel, snap) || (flags & SO_TEMP_SNAPSHOT) ||
 		!(flags & (SO_TYPE_SEQSCAN | SO_TYPE_SAMPLESCAN | SO_TYPE_TIDRANGESCAN)))
 		return scan;
+	/* A parallel worker would not see what we see (the hooks prevent it). */
+	if (pscan != nullptr)
+		elog(ERROR, "child_txn: parallel scan of \"%s\" in a child that sees "
+			 "its parent's writes", RelationGetRelationName(rel));
 
 	/* Nobody else holds the descriptor yet, and it points to nothing of its own. */
 	ChildScan  *cs = static_cast<ChildScan *>(repalloc(scan, sizeof(ChildScan)));
 
 	cs->snapshot = snap;
+	cs->vis_generation = 0;
 	cs->vis_buffer = InvalidBuffer;
 	cs->vis_block = InvalidBlockNumber;
 	cs->vis_maxoff = InvalidOffsetNumber;
@@ -134,15 +149,19 @@ scan_tuple_visible(ChildScan *cs, ItemPointer tid)
 	Buffer		buf = cs->heap.rs_cbuf;
 
 	if (block != cs->vis_block || buf != cs->vis_buffer ||
-		off > cs->vis_maxoff)
+		off > cs->vis_maxoff || cs->vis_generation != generation())
 	{
 		Relation	rel = cs->heap.rs_base.rs_rd;
 		Page		page;
 		OffsetNumber maxoff;
 
 		Assert(BufferIsValid(buf) && BufferGetBlockNumber(buf) == block);
+		/* a cursor may carry the scan into a later request */
+		check_snapshot(rel);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
+		/* heap tested SNAPSHOT_ANY, which old_snapshot_threshold ignores */
+		TestForOldSnapshot(cs->snapshot, rel, page);
 		maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber o = FirstOffsetNumber; o <= maxoff; o++)
 		{
@@ -159,6 +178,7 @@ scan_tuple_visible(ChildScan *cs, ItemPointer tid)
 			cs->visible[o] = tuple_visible(rel, &tup, cs->snapshot, buf);
 		}
 		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+		cs->vis_generation = generation();
 		cs->vis_buffer = buf;
 		cs->vis_block = block;
 		cs->vis_maxoff = maxoff;
@@ -178,6 +198,8 @@ child_scan_getnextslot(TableScanDesc scan, ScanDirection dir,
 	while (heap_routine->scan_getnextslot(scan, dir, slot))
 		if (scan_tuple_visible(cs, &cs->heap.rs_ctup.t_self))
 			return true;
+	/* heap let go of the page; re-entering it must recompute */
+	cs->vis_block = InvalidBlockNumber;
 	return false;
 }
 
@@ -193,6 +215,8 @@ child_scan_getnextslot_tidrange(TableScanDesc scan, ScanDirection dir,
 	while (heap_routine->scan_getnextslot_tidrange(scan, dir, slot))
 		if (scan_tuple_visible(cs, &cs->heap.rs_ctup.t_self))
 			return true;
+	/* heap let go of the page; re-entering it must recompute */
+	cs->vis_block = InvalidBlockNumber;
 	return false;
 }
 
@@ -208,6 +232,8 @@ child_scan_sample_next_tuple(TableScanDesc scan, SampleScanState *state,
 	while (heap_routine->scan_sample_next_tuple(scan, state, slot))
 		if (scan_tuple_visible(cs, &cs->heap.rs_ctup.t_self))
 			return true;
+	/* heap let go of the page; re-entering it must recompute */
+	cs->vis_block = InvalidBlockNumber;
 	return false;
 }
 
@@ -243,7 +269,7 @@ child_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 						Snapshot snap, TupleTableSlot *slot,
 						bool *call_again, bool *all_dead)
 {
-	if (!applies(snap))
+	if (!applies(scan->rel, snap))
 		return heap_routine->index_fetch_tuple(scan, tid, snap, slot,
 											   call_again, all_dead);
 
@@ -280,7 +306,7 @@ child_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 bool
 child_scan_bitmap_next_block(TableScanDesc scan, TBMIterateResult *tbmres)
 {
-	if (!applies(scan->rs_snapshot))
+	if (!applies(scan->rs_rd, scan->rs_snapshot))
 		return heap_routine->scan_bitmap_next_block(scan, tbmres);
 
 	HeapScanDesc h = reinterpret_cast<HeapScanDesc>(scan);
@@ -351,7 +377,7 @@ bool
 child_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snap,
 						TupleTableSlot *slot)
 {
-	if (!applies(snap))
+	if (!applies(rel, snap))
 		return heap_routine->tuple_fetch_row_version(rel, tid, snap, slot);
 
 	BufferHeapTupleTableSlot *bslot = reinterpret_cast<BufferHeapTupleTableSlot *>(slot);
@@ -363,6 +389,7 @@ child_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snap,
 	if (!heap_fetch(rel, &any_snapshot, &bslot->base.tupdata, &buf, false))
 		return false;
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	TestForOldSnapshot(snap, rel, BufferGetPage(buf));
 	visible = tuple_visible(rel, &bslot->base.tupdata, snap, buf);
 	if (visible)
 		PredicateLockTID(rel, &bslot->base.tupdata.t_self, snap,
@@ -371,6 +398,7 @@ child_fetch_row_version(Relation rel, ItemPointer tid, Snapshot snap,
 	if (!visible)
 	{
 		ReleaseBuffer(buf);
+		bslot->base.tupdata.t_data = nullptr;
 		return false;
 	}
 	ExecStorePinnedBufferHeapTuple(&bslot->base.tupdata, slot, buf);
@@ -382,7 +410,7 @@ bool
 child_tuple_satisfies_snapshot(Relation rel, TupleTableSlot *slot,
 							   Snapshot snap)
 {
-	if (!applies(snap))
+	if (!applies(rel, snap))
 		return heap_routine->tuple_satisfies_snapshot(rel, slot, snap);
 
 	BufferHeapTupleTableSlot *bslot = reinterpret_cast<BufferHeapTupleTableSlot *>(slot);
@@ -431,8 +459,44 @@ child_tuple_lock(Relation rel, ItemPointer tid, Snapshot snap,
  * Index builds read the table with heap_getnext(), which accepts heap's
  * routine only: lend the relation heap's routine meanwhile.  The scans are
  * under SNAPSHOT_ANY (or, for CONCURRENTLY, outside any transaction block,
- * which children never are), so nothing of ours is lost.
+ * which children never are), so nothing of ours is lost.  A relcache
+ * rebuild of the relation during the build would restore our routine; the
+ * relcache callback lends heap's again.
  */
+Relation	lent_rel = nullptr;
+bool		lend_callback_registered = false;
+
+void
+relcache_relend(Datum arg, Oid relid)
+{
+	if (lent_rel != nullptr &&
+		(relid == InvalidOid || relid == RelationGetRelid(lent_rel)))
+		lent_rel->rd_tableam = heap_routine;
+}
+
+/* Lend rel heap's routine until the returned previous state is restored. */
+Relation
+lend_heap_routine(Relation rel)
+{
+	Relation	prev = lent_rel;
+
+	if (!lend_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(relcache_relend, (Datum) 0);
+		lend_callback_registered = true;
+	}
+	lent_rel = rel;
+	rel->rd_tableam = heap_routine;
+	return prev;
+}
+
+void
+end_lending(Relation rel, Relation prev)
+{
+	rel->rd_tableam = &child_routine;
+	lent_rel = prev;
+}
+
 double
 child_index_build_range_scan(Relation rel, Relation index, IndexInfo *info,
 							 bool allow_sync, bool anyvisible, bool progress,
@@ -440,10 +504,9 @@ child_index_build_range_scan(Relation rel, Relation index, IndexInfo *info,
 							 IndexBuildCallback callback, void *state,
 							 TableScanDesc scan)
 {
-	const TableAmRoutine *saved = rel->rd_tableam;
+	Relation	prev = lend_heap_routine(rel);
 	double		result;
 
-	rel->rd_tableam = heap_routine;
 	PG_TRY();
 	{
 		result = heap_routine->index_build_range_scan(rel, index, info,
@@ -454,7 +517,7 @@ child_index_build_range_scan(Relation rel, Relation index, IndexInfo *info,
 	}
 	PG_FINALLY();
 	{
-		rel->rd_tableam = saved;
+		end_lending(rel, prev);
 	}
 	PG_END_TRY();
 	return result;
@@ -464,16 +527,15 @@ void
 child_index_validate_scan(Relation rel, Relation index, IndexInfo *info,
 						  Snapshot snap, ValidateIndexState *state)
 {
-	const TableAmRoutine *saved = rel->rd_tableam;
+	Relation	prev = lend_heap_routine(rel);
 
-	rel->rd_tableam = heap_routine;
 	PG_TRY();
 	{
 		heap_routine->index_validate_scan(rel, index, info, snap, state);
 	}
 	PG_FINALLY();
 	{
-		rel->rd_tableam = saved;
+		end_lending(rel, prev);
 	}
 	PG_END_TRY();
 }

@@ -63,6 +63,21 @@ constexpr Size kMaxIntentBytes = 256 * 1024 * 1024;
 Layer	   *layers = nullptr;
 int			nlayers = 0;
 
+/* Changes with every adopt() and forget(): see generation(). */
+uint64		adopt_generation = 0;
+
+/*
+ * What the ancestors had written when the child's transaction snapshot was
+ * taken (signature()), and whether they have written since: a repeatable
+ * read or serializable child must not mix an older snapshot with newer
+ * ancestor writes (see check_snapshot()).
+ */
+uint64		snapshot_signature = 0;
+bool		written_since_snapshot = false;
+
+/* Where publish() builds its answer; reset by the next call. */
+MemoryContext publish_cxt = nullptr;
+
 /* One-entry cache of layer_of(), for runs of tuples of one transaction. */
 TransactionId cached_xid = InvalidTransactionId;
 const Layer *cached_layer = nullptr;
@@ -117,6 +132,26 @@ updater_of(HeapTupleHeader t)
 	return HeapTupleHeaderGetRawXmax(t);
 }
 
+/*
+ * A digest of how far each ancestor has written: its transaction, its
+ * subtransactions with ids and its command id.  The command counter
+ * advances only past commands that wrote (or locked rows), so an unchanged
+ * digest means no ancestor has written since.
+ */
+uint64
+signature()
+{
+	uint64		h = static_cast<uint64>(nlayers);
+
+	for (int i = 0; i < nlayers; i++)
+	{
+		h = hash_combine64(h, layers[i].top);
+		h = hash_combine64(h, layers[i].curcid);
+		h = hash_combine64(h, layers[i].nxids);
+	}
+	return h;
+}
+
 /* Append n bytes to the buffer at *pos. */
 void
 put(char *buf, Size *pos, const void *data, Size n)
@@ -141,6 +176,13 @@ publish(Size *len)
 	Size		pos = 0;
 
 	*len = 0;
+	if (publish_cxt == nullptr)
+		publish_cxt = AllocSetContextCreate(TopMemoryContext,
+											"child_txn parent state",
+											ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(publish_cxt);
+	MemoryContext old_cxt = MemoryContextSwitchTo(publish_cxt);
+
 	if (TransactionIdIsValid(top))
 	{
 		Size		xsize = EstimateTransactionStateSpace();
@@ -168,7 +210,10 @@ publish(Size *len)
 		count++;
 	}
 	if (count == 0)
+	{
+		MemoryContextSwitchTo(old_cxt);
 		return nullptr;
+	}
 
 	for (int i = 0; i < nlayers; i++)
 		size += sizeof(WireLayer) +
@@ -205,10 +250,9 @@ publish(Size *len)
 		put(buf, &pos, &own, sizeof(own));
 		put(buf, &pos, xs->parallelCurrentXids, sizeof(TransactionId) * own.nxids);
 		put(buf, &pos, combo + sizeof(int), sizeof(ComboPair) * own.ncombo);
-		pfree(xs);
-		pfree(combo);
 	}
 	Assert(pos == size);
+	MemoryContextSwitchTo(old_cxt);
 	*len = size;
 	return buf;
 }
@@ -230,6 +274,10 @@ adopt(const char *data, Size len, MemoryContext cxt)
 	copy = static_cast<char *>(MemoryContextAlloc(cxt, len));
 	memcpy(copy, data, len);
 	memcpy(&count, copy, sizeof(count));
+	if (count > (len - sizeof(uint32)) / sizeof(WireLayer))
+		ereport(FATAL,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("child_txn worker received malformed parent state")));
 	Layer	   *parsed = static_cast<Layer *>(
 		MemoryContextAllocZero(cxt, sizeof(Layer) * Max(count, 1)));
 
@@ -268,12 +316,48 @@ adopt(const char *data, Size len, MemoryContext cxt)
 }
 
 void
+note_request_start()
+{
+	uint64		sig = signature();
+
+	/* The transaction's snapshot, if it takes one now, sees these writes. */
+	if (!FirstSnapshotSet)
+		snapshot_signature = sig;
+	written_since_snapshot = sig != snapshot_signature;
+}
+
+void
 forget()
 {
 	layers = nullptr;
 	nlayers = 0;
 	cached_xid = InvalidTransactionId;
 	cached_layer = nullptr;
+	adopt_generation++;
+	written_since_snapshot = false;
+}
+
+uint64
+generation()
+{
+	return adopt_generation;
+}
+
+void
+check_snapshot(Relation rel)
+{
+	if (written_since_snapshot && IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access to table \"%s\": the parent "
+						"transaction wrote after this child's snapshot was taken",
+						RelationGetRelationName(rel)),
+				 errdetail("A repeatable read or serializable child sees its "
+						   "ancestors' writes as they were when its snapshot "
+						   "was taken; they have written since."),
+				 errhint("Use a read committed child, or begin the child "
+						 "after the parent's writes."),
+				 errtable(rel)));
 }
 
 bool
@@ -339,8 +423,16 @@ tuple_visible(Relation rel, HeapTuple tup, Snapshot snap, Buffer buf)
 			cmin = p.cmin;
 			cmax = p.cmax;
 		}
-		else if (deleter != nullptr && deleter != inserter)
+		else if (TransactionIdIsValid(HeapTupleHeaderGetRawXmax(t)) &&
+				 !HEAP_XMAX_IS_LOCKED_ONLY(mask))
+		{
+			/*
+			 * Somebody other than the inserter's transaction deleted or
+			 * updated it (with the inserter's, the cids would be combined):
+			 * t_cid is that deleter's cmax, and the deleter saw the row.
+			 */
 			cmin_known = false;
+		}
 		if (cmin_known && cmin >= inserter->curcid)
 			return false;		/* inserted by a command not yet complete */
 		if (deleter == nullptr)
@@ -352,8 +444,13 @@ tuple_visible(Relation rel, HeapTuple tup, Snapshot snap, Buffer buf)
 	if (deleter != nullptr)
 	{
 		/* t_cid is the deleter's cmax: xmin is not the deleter's */
-		return visible &&
-			HeapTupleHeaderGetRawCommandId(t) >= deleter->curcid;
+		if (!visible)
+		{
+			/* as heap would: the conflict-out check resolves to xmin */
+			HeapCheckForSerializableConflictOut(false, rel, tup, buf, snap);
+			return false;
+		}
+		return HeapTupleHeaderGetRawCommandId(t) >= deleter->curcid;
 	}
 	HeapCheckForSerializableConflictOut(visible, rel, tup, buf, snap);
 	return visible;
@@ -386,7 +483,11 @@ check_not_ancestors(Relation rel, ItemPointer tid, const char *action)
 		{
 			TransactionId xmax = HeapTupleHeaderGetRawXmax(t);
 
-			if (mask & HEAP_XMAX_IS_MULTI)
+			if (HEAP_LOCKED_UPGRADED(mask))
+			{
+				/* a lock from before pg_upgrade: nobody's now */
+			}
+			else if (mask & HEAP_XMAX_IS_MULTI)
 			{
 				MultiXactMember *members;
 				int			n = GetMultiXactIdMembers(xmax, &members, false,

@@ -29,8 +29,9 @@ namespace heap
 #define ERRCODE_CHILD_TXN_PARENT_ROW MAKE_SQLSTATE('5', '5', 'T', '0', '1')
 
 /*
- * Parent side: the intents to send with a request, palloc'd, or nullptr
- * with *len = 0 when no ancestor (this transaction included) has written.
+ * Parent side: the intents to send with a request, or nullptr with
+ * *len = 0 when no ancestor (this transaction included) has written.  The
+ * memory is ours and valid until the next call.
  */
 char	   *publish(Size *len);
 
@@ -43,6 +44,25 @@ void		forget();
 
 /* Does the request being served carry any ancestor's writes? */
 bool		present();
+
+/*
+ * Called once the intents of a request are adopted, before it runs: notes
+ * whether the ancestors have written since the child's transaction
+ * snapshot was taken.
+ */
+void		note_request_start();
+
+/*
+ * For a repeatable read or serializable child: raise a serialization
+ * failure if its ancestors have written since its snapshot was taken (it
+ * would see their new row versions next to older versions its snapshot
+ * keeps).  Read committed children take a snapshot per statement, newer
+ * than every ancestor write.
+ */
+void		check_snapshot(Relation rel);
+
+/* Changes whenever the adopted intents change (per-request caches). */
+uint64		generation();
 
 /*
  * Is the tuple visible to MVCC snapshot snap, counting ancestors' writes as
