@@ -239,15 +239,21 @@ child_scan_sample_next_tuple(TableScanDesc scan, SampleScanState *state,
 
 /*
  * The member of the HOT chain starting at *tid that the child sees, if
- * any; *tid is moved to it.  The caller holds a share lock on buf.
+ * any; *tid is moved to it.  The caller holds a share lock on buf.  If
+ * all_dead is given, it is set to whether no member was found and every
+ * member is dead to everybody (so the index entry may be killed), as
+ * heap_hot_search_buffer() does.
  */
 bool
 hot_search(ItemPointer tid, Relation rel, Buffer buf, Snapshot snap,
-		   HeapTuple tup)
+		   HeapTuple tup, bool *all_dead)
 {
 	ItemPointerData pos = *tid;
 	bool		first = true;
+	GlobalVisState *vistest = nullptr;
 
+	if (all_dead != nullptr)
+		*all_dead = true;
 	while (heap_hot_search_buffer(&pos, rel, buf, &any_snapshot, tup,
 								  nullptr, first))
 	{
@@ -257,7 +263,16 @@ hot_search(ItemPointer tid, Relation rel, Buffer buf, Snapshot snap,
 			*tid = pos;
 			PredicateLockTID(rel, &tup->t_self, snap,
 							 HeapTupleHeaderGetXmin(tup->t_data));
+			if (all_dead != nullptr)
+				*all_dead = false;
 			return true;
+		}
+		if (all_dead != nullptr && *all_dead)
+		{
+			if (vistest == nullptr)
+				vistest = GlobalVisTestFor(rel);
+			if (!HeapTupleIsSurelyDead(tup, vistest))
+				*all_dead = false;
 		}
 	}
 	return false;
@@ -285,15 +300,13 @@ child_index_fetch_tuple(IndexFetchTableData *scan, ItemPointer tid,
 		heap_page_prune_opt(scan->rel, h->xs_cbuf);
 
 	LockBuffer(h->xs_cbuf, BUFFER_LOCK_SHARE);
-	found = hot_search(tid, scan->rel, h->xs_cbuf, snap, &bslot->base.tupdata);
+	found = hot_search(tid, scan->rel, h->xs_cbuf, snap, &bslot->base.tupdata,
+					   all_dead);
 	bslot->base.tupdata.t_self = *tid;
 	LockBuffer(h->xs_cbuf, BUFFER_LOCK_UNLOCK);
 
 	/* One member at most is visible to an MVCC snapshot. */
 	*call_again = false;
-	/* We do not tell whether the chain is dead to everybody. */
-	if (all_dead != nullptr)
-		*all_dead = false;
 	if (found)
 	{
 		slot->tts_tableOid = RelationGetRelid(scan->rel);
@@ -337,7 +350,7 @@ child_scan_bitmap_next_block(TableScanDesc scan, TBMIterateResult *tbmres)
 			HeapTupleData tup;
 
 			ItemPointerSet(&tid, block, tbmres->offsets[i]);
-			if (hot_search(&tid, rel, buf, snap, &tup))
+			if (hot_search(&tid, rel, buf, snap, &tup, nullptr))
 				h->rs_vistuples[ntup++] = ItemPointerGetOffsetNumber(&tid);
 		}
 	}

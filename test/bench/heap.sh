@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark of the child_txn_heap access method (issue 5), against a
 # throwaway cluster:
-#  1. ordinary sessions: INSERT and UPDATE (100 rows per transaction),
-#     sequential scan and index scan on a
-#     child_txn_heap table against the same on a heap table (pgbench, one
-#     client, rounds interleaved; median TPS per operation);
+#  1. ordinary sessions: INSERT and UPDATE (100 rows per statement),
+#     sequential scan and index scan on a child_txn_heap table against the
+#     same on a heap table: one pgbench script per operation runs it on both
+#     tables, interleaved, and pgbench -r gives each statement's mean
+#     latency; the median over ROUNDS runs of the latency ratio is shown;
 #  2. a child's sequential scan of 100,000 rows its parent inserted and has
 #     not committed, against the parent's own scan of them (median of the
 #     per-scan times, in one transaction).
@@ -20,9 +21,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 if [ "${QUICK:-0}" = 1 ]; then
-	DURATION=${DURATION:-2}; ROUNDS=${ROUNDS:-1}; SCANS=${SCANS:-5}
+	DURATION=${DURATION:-3}; ROUNDS=${ROUNDS:-1}; SCANS=${SCANS:-5}
 else
-	DURATION=${DURATION:-10}; ROUNDS=${ROUNDS:-3}; SCANS=${SCANS:-21}
+	DURATION=${DURATION:-15}; ROUNDS=${ROUNDS:-3}; SCANS=${SCANS:-21}
 fi
 BENCH_PORT=${BENCH_PORT:-55810}
 BENCH_USER=${BENCH_USER:-postgres}
@@ -94,32 +95,45 @@ CREATE TABLE ins_cth (id bigserial PRIMARY KEY, v int) USING child_txn_heap;
 VACUUM ANALYZE;
 EOF
 
-# pgbench scripts: the same statement for both tables.
+# pgbench scripts: each runs the statement on both tables, interleaved
+# statement by statement and in both orders (heap, cth, cth, heap), so that
+# the machine's drift hits both alike; pgbench -r reports each statement's
+# mean latency.
 mkdir -p "$SCRATCH/scripts"
-for am in heap cth; do
-	# writes: 100 rows per transaction, so that the access method's work,
-	# not the commit, is what is timed
-	printf 'INSERT INTO ins_%s (v) SELECT 1 FROM generate_series(1, 100);\n' $am >"$SCRATCH/scripts/insert_$am.sql"
-	printf '\\set id random(1, 99900)\nUPDATE t_%s SET v = v + 1 WHERE id BETWEEN :id AND :id + 99;\n' $am >"$SCRATCH/scripts/update_$am.sql"
-	printf 'SELECT count(*) FROM t_%s;\n' $am >"$SCRATCH/scripts/seqscan_$am.sql"
-	printf '\\set id random(1, 100000)\nSELECT v FROM t_%s WHERE id = :id;\n' $am >"$SCRATCH/scripts/indexscan_$am.sql"
+stmt() {
+	case "$1" in
+	insert) printf 'INSERT INTO ins_%s (v) SELECT 1 FROM generate_series(1, 100);\n' "$2" ;;
+	update) printf 'UPDATE t_%s SET v = v + 1 WHERE id BETWEEN :id AND :id + 99;\n' "$2" ;;
+	seqscan) printf 'SELECT count(*) FROM t_%s;\n' "$2" ;;
+	indexscan) printf 'SELECT v FROM t_%s WHERE id = :id;\n' "$2" ;;
+	esac
+}
+for op in insert update seqscan indexscan; do
+	{
+		printf '\\set id random(1, 99900)\n'
+		stmt $op heap; stmt $op cth; stmt $op cth; stmt $op heap
+	} >"$SCRATCH/scripts/$op.sql"
 done
 chmod -R a+r "$SCRATCH/scripts"
 
-declare -A TPS
+# Mean latency (ms) per access method, from pgbench -r output on stdin.
+latencies() {
+	awk '/statement latencies/ {on = 1; next}
+		on && /_heap/ {h += $1; nh++}
+		on && /_cth/ {c += $1; nc++}
+		END {if (nh && nc) printf "%.4f %.4f\n", h / nh, c / nc}'
+}
+
+declare -A HEAP_MS CTH_MS RATIO
 for round in $(seq 1 "$ROUNDS"); do
-	for op in insert update seqscan indexscan; do
-		# alternate which access method goes first
-		if [ $((round % 2)) = 1 ]; then order="heap cth"; else order="cth heap"; fi
-		for am in $order; do
-			psql_q -c "CHECKPOINT" >/dev/null
-			tps=$(as_pg "$PG_BINDIR/pgbench" -n -M prepared -c 1 -j 1 -T "$DURATION" \
-				-f "$SCRATCH/scripts/${op}_$am.sql" 2>&1 |
-				sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-			[ -n "$tps" ] || die "pgbench failed for $op on $am"
-			TPS[$op.$am]="${TPS[$op.$am]:-} $tps"
-			note "round $round: $op on $am: $tps tps"
-		done
+	for op in seqscan indexscan insert update; do
+		psql_q -c "VACUUM" -c "CHECKPOINT" >/dev/null
+		read -r h c < <(as_pg "$PG_BINDIR/pgbench" -n -M prepared -r -c 1 -j 1 -T "$DURATION" \
+			-f "$SCRATCH/scripts/$op.sql" 2>&1 | latencies) || die "pgbench failed for $op"
+		HEAP_MS[$op]="${HEAP_MS[$op]:-} $h"
+		CTH_MS[$op]="${CTH_MS[$op]:-} $c"
+		RATIO[$op]="${RATIO[$op]:-} $(awk -v a="$c" -v b="$h" 'BEGIN {print a / b}')"
+		note "round $round: $op: heap $h ms, child_txn_heap $c ms"
 	done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
@@ -157,14 +171,13 @@ child_ms=$(printf '%s\n' "$scan" | sed -n 's/.*child \([0-9.]*\).*/\1/p')
 parent_ms=$(printf '%s\n' "$scan" | sed -n 's/.*parent \([0-9.]*\).*/\1/p')
 
 {
-	echo "# child_txn_heap benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, ${ROUNDS}x${DURATION}s per cell, 1 client)"
+	echo "# child_txn_heap benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, median of $ROUNDS runs of ${DURATION}s per operation, 1 client)"
 	echo
-	echo "| operation (ordinary session) | heap tps | child_txn_heap tps | ratio |"
+	echo "| operation (ordinary session) | heap ms | child_txn_heap ms | time ratio |"
 	echo "|---|---:|---:|---:|"
 	for op in insert update seqscan indexscan; do
-		h=$(echo "${TPS[$op.heap]}" | median)
-		c=$(echo "${TPS[$op.cth]}" | median)
-		printf '| %s | %.0f | %.0f | %.3f |\n' "$op" "$h" "$c" "$(awk -v a="$c" -v b="$h" 'BEGIN {print a / b}')"
+		printf '| %s | %.4f | %.4f | %.3f |\n' "$op" "$(echo "${HEAP_MS[$op]}" | median)" \
+			"$(echo "${CTH_MS[$op]}" | median)" "$(echo "${RATIO[$op]}" | median)"
 	done
 	echo
 	echo "| seq scan of 100,000 uncommitted parent rows | median ms |"
