@@ -84,8 +84,34 @@ SELECT child_txn.exec(:h, 'SAVEPOINT s');
 INSERT INTO ih VALUES (31, 'after');
 SELECT * FROM child_txn.query(:h, 'SELECT id, v FROM ih WHERE id >= 30') AS t(id int, v text);
 SELECT child_txn.exec(:h, 'ROLLBACK TO s');
+SELECT child_txn.exec(:h, 'SAVEPOINT s');
+SELECT * FROM child_txn.query(:h, 'SET enable_seqscan = off; SELECT id, v FROM ih WHERE id = 30') AS t(id int, v text);
+SELECT child_txn.exec(:h, 'ROLLBACK TO s');
 -- heap tables are not concerned
 SELECT * FROM child_txn.query(:h, 'SELECT id FROM ph WHERE id = 1') AS t(id int);
+SELECT child_txn.rollback(:h);
+ROLLBACK;
+
+-- A query or cursor reads the parent's writes as they were when it
+-- started: a cursor fetched after the parent wrote again fails (it would
+-- otherwise mix its old snapshot with the parent's new rows).
+BEGIN;
+INSERT INTO ih VALUES (40, 'first');
+SELECT child_txn.begin() AS h \gset
+SELECT child_txn.exec(:h, 'DECLARE c CURSOR FOR SELECT id FROM ih ORDER BY id');
+SELECT * FROM child_txn.query(:h, 'FETCH 1 FROM c') AS t(id int);
+SELECT * FROM child_txn.query(:h, 'FETCH 1 FROM c') AS t(id int);
+SELECT child_txn.exec(:h, 'SAVEPOINT s');
+INSERT INTO ih VALUES (41, 'second');
+SELECT * FROM child_txn.query(:h, 'FETCH 1 FROM c') AS t(id int);
+SELECT child_txn.exec(:h, 'ROLLBACK TO s');
+-- a new one sees both
+SELECT * FROM child_txn.query(:h, 'SELECT id FROM ih WHERE id >= 40 ORDER BY id') AS t(id int);
+-- a cursor over a heap table is not concerned
+SELECT child_txn.exec(:h, 'DECLARE p CURSOR FOR SELECT id FROM ph ORDER BY id');
+SELECT * FROM child_txn.query(:h, 'FETCH 1 FROM p') AS t(id int);
+INSERT INTO ih VALUES (42, 'third');
+SELECT * FROM child_txn.query(:h, 'FETCH 1 FROM p') AS t(id int);
 SELECT child_txn.rollback(:h);
 ROLLBACK;
 
@@ -116,8 +142,8 @@ SELECT * FROM child_txn.query(:h, 'SET enable_seqscan = off; SELECT id FROM ib W
 SELECT child_txn.rollback(:h);
 ROLLBACK;
 
--- Parallel query is off in a child while its parent's writes are present,
--- and on again once they are not.
+-- Parallel query is off for child_txn_heap tables in a child whose parent
+-- has written; plans that read only heap tables keep it.
 CREATE TABLE ipar (id int, v text) USING child_txn_heap;
 INSERT INTO ipar SELECT g, 'x' FROM generate_series(1, 10000) g;
 ANALYZE ipar;
@@ -135,6 +161,9 @@ SELECT * FROM child_txn.query(:h, 'EXPLAIN (COSTS OFF) SELECT count(*) FROM ipar
 SELECT * FROM child_txn.query(:h, 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE pc') AS t(p text)
  WHERE p ~ 'Gather|Workers';
 SELECT * FROM child_txn.query(:h, 'EXECUTE pc') AS t(n bigint);
+SELECT child_txn.exec(:h, 'CREATE TABLE ppar2 AS SELECT g AS id FROM generate_series(1, 10000) g; ANALYZE ppar2');
+SELECT * FROM child_txn.query(:h, 'EXPLAIN (COSTS OFF) SELECT count(*) FROM ppar2') AS t(p text);
+SELECT * FROM child_txn.query(:h, 'EXPLAIN (COSTS OFF) SELECT count(*) FROM ppar2 WHERE id IN (SELECT id FROM ipar)') AS t(p text);
 SELECT child_txn.rollback(:h);
 ROLLBACK;
 DROP TABLE ih, ph, ib, ipar;

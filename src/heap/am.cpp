@@ -27,8 +27,10 @@
  * SNAPSHOT_ANY skips heap's serializable bookkeeping, so the callbacks take
  * the predicate locks and make the conflict-out checks themselves.
  *
- * Parallel query is turned off while ancestors' writes are present: a
- * parallel worker would not have them.
+ * While ancestors' writes are present, plans that read child_txn_heap
+ * tables run without parallel workers (which would not have them), and a
+ * query started in an earlier request (a cursor) may not go on once the
+ * ancestors have written again (its snapshot is older than their writes).
  */
 #include "heap/am.hpp"
 #include "heap/intents.hpp"
@@ -98,13 +100,15 @@ child_scan_begin(Relation rel, Snapshot snap, int nkeys, ScanKey key,
 	 * the real snapshot.  Scans with a snapshot of their own to free, and
 	 * parallel scans, stay heap's (parallel query is off with intents).
 	 */
-	if (!applies(rel, snap) || (flags & SO_TEMP_SNAPSHOT) ||
-		!(flags & (SO_TYPE_SEQSCAN | SO_TYPE_SAMPLESCAN | SO_TYPE_TIDRANGESCAN)))
+	if (!applies(rel, snap))
 		return scan;
 	/* A parallel worker would not see what we see (the hooks prevent it). */
 	if (pscan != nullptr)
 		elog(ERROR, "child_txn: parallel scan of \"%s\" in a child that sees "
 			 "its parent's writes", RelationGetRelationName(rel));
+	if ((flags & SO_TEMP_SNAPSHOT) ||
+		!(flags & (SO_TYPE_SEQSCAN | SO_TYPE_SAMPLESCAN | SO_TYPE_TIDRANGESCAN)))
+		return scan;
 
 	/* Nobody else holds the descriptor yet, and it points to nothing of its own. */
 	ChildScan  *cs = static_cast<ChildScan *>(repalloc(scan, sizeof(ChildScan)));
@@ -441,7 +445,8 @@ child_tuple_delete(Relation rel, ItemPointer tid, CommandId cid,
 				   Snapshot snap, Snapshot crosscheck, bool wait,
 				   TM_FailureData *tmfd, bool changing_part)
 {
-	check_not_ancestors(rel, tid, "delete");
+	if (held_by_ancestors(rel, tid))
+		report_ancestor_row(rel, tid, "delete");
 	return heap_routine->tuple_delete(rel, tid, cid, snap, crosscheck, wait,
 									  tmfd, changing_part);
 }
@@ -452,7 +457,8 @@ child_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
 				   bool wait, TM_FailureData *tmfd, LockTupleMode *lockmode,
 				   bool *update_indexes)
 {
-	check_not_ancestors(rel, otid, "update");
+	if (held_by_ancestors(rel, otid))
+		report_ancestor_row(rel, otid, "update");
 	return heap_routine->tuple_update(rel, otid, slot, cid, snap, crosscheck,
 									  wait, tmfd, lockmode, update_indexes);
 }
@@ -463,7 +469,23 @@ child_tuple_lock(Relation rel, ItemPointer tid, Snapshot snap,
 				 LockWaitPolicy wait_policy, uint8 flags,
 				 TM_FailureData *tmfd)
 {
-	check_not_ancestors(rel, tid, "lock");
+	if (held_by_ancestors(rel, tid))
+	{
+		/*
+		 * The row is the parent's: a wait for it could only end in a
+		 * deadlock.  SKIP LOCKED skips it and NOWAIT fails as for any row
+		 * held by another transaction; otherwise the child gets 55T01.
+		 */
+		if (wait_policy == LockWaitSkip)
+			return TM_WouldBlock;
+		if (wait_policy == LockWaitError)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("could not obtain lock on row in relation \"%s\"",
+							RelationGetRelationName(rel)),
+					 errdetail("The parent transaction wrote or locked it.")));
+		report_ancestor_row(rel, tid, "lock");
+	}
 	return heap_routine->tuple_lock(rel, tid, snap, slot, cid, mode,
 									wait_policy, flags, tmfd);
 }
@@ -582,11 +604,93 @@ get_child_routine()
 }
 
 /*
- * Parallel workers do not have the ancestors' writes: with them present,
- * plans are made without parallelism, and plans made earlier (cached, or
- * in an earlier request) run their Gather nodes in the leader alone.
+ * Parallel workers do not have the ancestors' writes, and a query started
+ * in an earlier request has a snapshot older than the ancestors' latest
+ * writes.  Both matter only for queries that read child_txn_heap tables
+ * (PlannedStmt.relationOids lists every table a plan reads, subplans
+ * included).
+ */
+bool
+plan_reads_intent_tables(PlannedStmt *stmt)
+{
+	Oid			am = get_am_oid("child_txn_heap", true);
+	ListCell   *lc;
+
+	if (!OidIsValid(am))
+		return false;
+	foreach(lc, stmt->relationOids)
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
+		bool		found = false;
+
+		if (HeapTupleIsValid(tup))
+		{
+			found = ((Form_pg_class) GETSTRUCT(tup))->relam == am;
+			ReleaseSysCache(tup);
+		}
+		if (found)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * What a child worker notes about each query it starts, kept in the
+ * query's executor memory and unlinked when that memory goes (at
+ * ExecutorEnd, or when an error or the end of a portal frees it).
+ */
+struct QueryNote
+{
+	QueryDesc  *desc;
+	uint64		signature;		/* ancestors' writes when it started */
+	bool		reads_intent_tables;
+	MemoryContextCallback cb;
+	QueryNote  *next;
+};
+
+QueryNote  *query_notes = nullptr;
+ExecutorStart_hook_type prev_executor_start = nullptr;
+
+void
+forget_query_note(void *arg)
+{
+	for (QueryNote **p = &query_notes; *p != nullptr; p = &(*p)->next)
+		if (*p == arg)
+		{
+			*p = (*p)->next;
+			break;
+		}
+}
+
+void
+child_executor_start(QueryDesc *desc, int eflags)
+{
+	if (prev_executor_start)
+		prev_executor_start(desc, eflags);
+	else
+		standard_ExecutorStart(desc, eflags);
+	if (in_child_worker && desc->estate != nullptr)
+	{
+		QueryNote  *note = static_cast<QueryNote *>(
+			MemoryContextAllocZero(desc->estate->es_query_cxt, sizeof(QueryNote)));
+
+		note->desc = desc;
+		note->signature = current_signature();
+		note->reads_intent_tables = plan_reads_intent_tables(desc->plannedstmt);
+		note->cb.func = forget_query_note;
+		note->cb.arg = note;
+		MemoryContextRegisterResetCallback(desc->estate->es_query_cxt, &note->cb);
+		note->next = query_notes;
+		query_notes = note;
+	}
+}
+
+/*
+ * For a query that reads child_txn_heap tables while ancestors' writes are
+ * present: refuse to go on with a query (a cursor) started before the
+ * ancestors' latest writes, and run it without parallel workers.
  * ExecutePlan() turns parallel mode off for a query marked as already
- * executed.
+ * executed (older 15.x releases look at execute_once instead).
  */
 void
 child_executor_run(QueryDesc *desc, ScanDirection dir, uint64 count,
@@ -594,8 +698,25 @@ child_executor_run(QueryDesc *desc, ScanDirection dir, uint64 count,
 {
 	if (in_child_worker && present())
 	{
-		desc->already_executed = true;
-		execute_once = false;
+		const QueryNote *note = query_notes;
+
+		while (note != nullptr && note->desc != desc)
+			note = note->next;
+		if (note == nullptr || note->reads_intent_tables)
+		{
+			if (note != nullptr && note->signature != current_signature())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access to a child_txn_heap "
+								"table: the parent transaction wrote after this "
+								"query or cursor started"),
+						 errdetail("A query reads its parent's writes as they "
+								   "were when it started; they have changed "
+								   "since."),
+						 errhint("Close the cursor and open it again.")));
+			desc->already_executed = true;
+			execute_once = false;
+		}
 	}
 	if (prev_executor_run)
 		prev_executor_run(desc, dir, count, execute_once);
@@ -603,15 +724,29 @@ child_executor_run(QueryDesc *desc, ScanDirection dir, uint64 count,
 		standard_ExecutorRun(desc, dir, count, execute_once);
 }
 
+/* Plans made while ancestors' writes are present read them serially. */
 PlannedStmt *
 child_planner(Query *parse, const char *query_string, int cursor_options,
 			  ParamListInfo params)
 {
-	if (in_child_worker && present())
+	Query	   *spare = nullptr;
+	PlannedStmt *stmt;
+
+	/* the planner may scribble on its input: keep a copy to plan again */
+	if (in_child_worker && present() && (cursor_options & CURSOR_OPT_PARALLEL_OK))
+		spare = static_cast<Query *>(copyObjectImpl(parse));
+	stmt = prev_planner ?
+		prev_planner(parse, query_string, cursor_options, params) :
+		standard_planner(parse, query_string, cursor_options, params);
+	if (spare != nullptr && stmt->parallelModeNeeded &&
+		plan_reads_intent_tables(stmt))
+	{
 		cursor_options &= ~CURSOR_OPT_PARALLEL_OK;
-	if (prev_planner)
-		return prev_planner(parse, query_string, cursor_options, params);
-	return standard_planner(parse, query_string, cursor_options, params);
+		stmt = prev_planner ?
+			prev_planner(spare, query_string, cursor_options, params) :
+			standard_planner(spare, query_string, cursor_options, params);
+	}
+	return stmt;
 }
 
 } // namespace
@@ -619,6 +754,8 @@ child_planner(Query *parse, const char *query_string, int cursor_options,
 void
 install_hooks()
 {
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = child_executor_start;
 	prev_executor_run = ExecutorRun_hook;
 	ExecutorRun_hook = child_executor_run;
 	prev_planner = planner_hook;

@@ -181,15 +181,18 @@ publish(Size *len)
 											"child_txn parent state",
 											ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(publish_cxt);
-	MemoryContext old_cxt = MemoryContextSwitchTo(publish_cxt);
 
 	if (TransactionIdIsValid(top))
 	{
 		Size		xsize = EstimateTransactionStateSpace();
 		Size		csize = EstimateComboCIDStateSpace();
 
-		xs = static_cast<SerializedXactMirror *>(palloc(xsize));
+		xs = static_cast<SerializedXactMirror *>(MemoryContextAlloc(publish_cxt, xsize));
+		/* it leaves scratch space behind: in publish_cxt, reset next time */
+		MemoryContext old_cxt = MemoryContextSwitchTo(publish_cxt);
+
 		SerializeTransactionState(xsize, reinterpret_cast<char *>(xs));
+		MemoryContextSwitchTo(old_cxt);
 		if (XidFromFullTransactionId(xs->topFullTransactionId) != top ||
 			xs->currentCommandId != GetCurrentCommandId(false) ||
 			xs->nParallelCurrentXids < 1 ||
@@ -197,7 +200,7 @@ publish(Size *len)
 			sizeof(TransactionId) * static_cast<Size>(xs->nParallelCurrentXids) != xsize)
 			elog(ERROR, "child_txn: unexpected layout of the serialized "
 				 "transaction state");
-		combo = static_cast<char *>(palloc(csize));
+		combo = static_cast<char *>(MemoryContextAlloc(publish_cxt, csize));
 		SerializeComboCIDState(csize, combo);
 
 		own.top = top;
@@ -210,10 +213,7 @@ publish(Size *len)
 		count++;
 	}
 	if (count == 0)
-	{
-		MemoryContextSwitchTo(old_cxt);
 		return nullptr;
-	}
 
 	for (int i = 0; i < nlayers; i++)
 		size += sizeof(WireLayer) +
@@ -234,7 +234,7 @@ publish(Size *len)
 				 errhint("Use fewer subtransactions (savepoints, exception "
 						 "blocks) in the parent transaction.")));
 
-	buf = static_cast<char *>(palloc(size));
+	buf = static_cast<char *>(MemoryContextAllocHuge(publish_cxt, size));
 	put(buf, &pos, &count, sizeof(count));
 	for (int i = 0; i < nlayers; i++)
 	{
@@ -252,7 +252,6 @@ publish(Size *len)
 		put(buf, &pos, combo + sizeof(int), sizeof(ComboPair) * own.ncombo);
 	}
 	Assert(pos == size);
-	MemoryContextSwitchTo(old_cxt);
 	*len = size;
 	return buf;
 }
@@ -341,6 +340,12 @@ uint64
 generation()
 {
 	return adopt_generation;
+}
+
+uint64
+current_signature()
+{
+	return signature();
 }
 
 void
@@ -456,8 +461,8 @@ tuple_visible(Relation rel, HeapTuple tup, Snapshot snap, Buffer buf)
 	return visible;
 }
 
-void
-check_not_ancestors(Relation rel, ItemPointer tid, const char *action)
+bool
+held_by_ancestors(Relation rel, ItemPointer tid)
 {
 	Buffer		buf;
 	Page		page;
@@ -465,7 +470,7 @@ check_not_ancestors(Relation rel, ItemPointer tid, const char *action)
 	bool		ancestors = false;
 
 	if (nlayers == 0)
-		return;
+		return false;
 	buf = ReadBuffer(rel, ItemPointerGetBlockNumber(tid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
@@ -503,19 +508,24 @@ check_not_ancestors(Relation rel, ItemPointer tid, const char *action)
 		}
 	}
 	UnlockReleaseBuffer(buf);
+	return ancestors;
+}
 
-	if (ancestors)
-		ereport(ERROR,
-				(errcode(ERRCODE_CHILD_TXN_PARENT_ROW),
-				 errmsg("cannot %s a row of table \"%s\" that the parent "
-						"transaction wrote or locked",
-						action, RelationGetRelationName(rel)),
-				 errdetail("Row version (%u,%u) belongs to an uncommitted "
-						   "ancestor of this child transaction.",
-						   ItemPointerGetBlockNumber(tid), off),
-				 errhint("Make this change in the parent transaction, or "
-						 "commit the parent before starting the child."),
-				 errtable(rel)));
+void
+report_ancestor_row(Relation rel, ItemPointer tid, const char *action)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CHILD_TXN_PARENT_ROW),
+			 errmsg("cannot %s a row of table \"%s\" that the parent "
+					"transaction wrote or locked",
+					action, RelationGetRelationName(rel)),
+			 errdetail("Row version (%u,%u) belongs to an uncommitted "
+					   "ancestor of this child transaction.",
+					   ItemPointerGetBlockNumber(tid),
+					   ItemPointerGetOffsetNumber(tid)),
+			 errhint("Make this change in the parent transaction, or "
+					 "commit the parent before starting the child."),
+			 errtable(rel)));
 }
 
 } // namespace heap

@@ -73,12 +73,15 @@ uint64		generation();
 bool		tuple_visible(Relation rel, HeapTuple tup, Snapshot snap,
 						  Buffer buf);
 
-/*
- * Raise ERRCODE_CHILD_TXN_PARENT_ROW if the row version at tid was written
- * or is locked by an ancestor; action names the attempt ("update", ...).
- */
-void		check_not_ancestors(Relation rel, ItemPointer tid,
-								const char *action);
+/* Was the row version at tid written, or is it locked, by an ancestor? */
+bool		held_by_ancestors(Relation rel, ItemPointer tid);
+
+/* Raise ERRCODE_CHILD_TXN_PARENT_ROW; action names the attempt ("update"). */
+[[noreturn]] void report_ancestor_row(Relation rel, ItemPointer tid,
+								  const char *action);
+
+/* How far the ancestors have written, as a digest (changes when they write). */
+uint64		current_signature();
 
 } // namespace heap
 } // namespace child_txn
