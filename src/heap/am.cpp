@@ -190,55 +190,52 @@ scan_tuple_visible(ChildScan *cs, ItemPointer tid)
 	return off <= cs->vis_maxoff && cs->visible[off];
 }
 
+/*
+ * Heap's next tuple (next() calls the heap callback), skipping those the
+ * child does not see when the scan is ours.
+ */
+template <typename Next>
 bool
-child_scan_getnextslot(TableScanDesc scan, ScanDirection dir,
-					   TupleTableSlot *slot)
+next_visible(TableScanDesc scan, Next next)
 {
 	if (!is_child_scan(scan))
-		return heap_routine->scan_getnextslot(scan, dir, slot);
+		return next();
 
 	ChildScan  *cs = reinterpret_cast<ChildScan *>(scan);
 
-	while (heap_routine->scan_getnextslot(scan, dir, slot))
+	while (next())
 		if (scan_tuple_visible(cs, &cs->heap.rs_ctup.t_self))
 			return true;
 	/* heap let go of the page; re-entering it must recompute */
 	cs->vis_block = InvalidBlockNumber;
 	return false;
+}
+
+bool
+child_scan_getnextslot(TableScanDesc scan, ScanDirection dir,
+					   TupleTableSlot *slot)
+{
+	return next_visible(scan, [=] {
+		return heap_routine->scan_getnextslot(scan, dir, slot);
+	});
 }
 
 bool
 child_scan_getnextslot_tidrange(TableScanDesc scan, ScanDirection dir,
 								TupleTableSlot *slot)
 {
-	if (!is_child_scan(scan))
+	return next_visible(scan, [=] {
 		return heap_routine->scan_getnextslot_tidrange(scan, dir, slot);
-
-	ChildScan  *cs = reinterpret_cast<ChildScan *>(scan);
-
-	while (heap_routine->scan_getnextslot_tidrange(scan, dir, slot))
-		if (scan_tuple_visible(cs, &cs->heap.rs_ctup.t_self))
-			return true;
-	/* heap let go of the page; re-entering it must recompute */
-	cs->vis_block = InvalidBlockNumber;
-	return false;
+	});
 }
 
 bool
 child_scan_sample_next_tuple(TableScanDesc scan, SampleScanState *state,
 							 TupleTableSlot *slot)
 {
-	if (!is_child_scan(scan))
+	return next_visible(scan, [=] {
 		return heap_routine->scan_sample_next_tuple(scan, state, slot);
-
-	ChildScan  *cs = reinterpret_cast<ChildScan *>(scan);
-
-	while (heap_routine->scan_sample_next_tuple(scan, state, slot))
-		if (scan_tuple_visible(cs, &cs->heap.rs_ctup.t_self))
-			return true;
-	/* heap let go of the page; re-entering it must recompute */
-	cs->vis_block = InvalidBlockNumber;
-	return false;
+	});
 }
 
 /*
