@@ -92,21 +92,22 @@ TableScanDesc
 child_scan_begin(Relation rel, Snapshot snap, int nkeys, ScanKey key,
 				 ParallelTableScanDesc pscan, uint32 flags)
 {
+	bool		ours = applies(rel, snap);
+
+	/* A parallel worker would not see what we see (the hooks prevent it). */
+	if (ours && pscan != nullptr)
+		elog(ERROR, "child_txn: parallel scan of \"%s\" in a child that sees "
+			 "its parent's writes", RelationGetRelationName(rel));
+
+	/*
+	 * heap_beginscan takes the relation's predicate lock (serializable) with
+	 * the real snapshot.  Scans with a snapshot of their own to free, and
+	 * bitmap scans (see child_scan_bitmap_next_block), stay heap's.
+	 */
 	TableScanDesc scan = heap_routine->scan_begin(rel, snap, nkeys, key,
 												  pscan, flags);
 
-	/*
-	 * heap_beginscan took the relation's predicate lock (serializable) with
-	 * the real snapshot.  Scans with a snapshot of their own to free, and
-	 * parallel scans, stay heap's (parallel query is off with intents).
-	 */
-	if (!applies(rel, snap))
-		return scan;
-	/* A parallel worker would not see what we see (the hooks prevent it). */
-	if (pscan != nullptr)
-		elog(ERROR, "child_txn: parallel scan of \"%s\" in a child that sees "
-			 "its parent's writes", RelationGetRelationName(rel));
-	if ((flags & SO_TEMP_SNAPSHOT) ||
+	if (!ours || (flags & SO_TEMP_SNAPSHOT) ||
 		!(flags & (SO_TYPE_SEQSCAN | SO_TYPE_SAMPLESCAN | SO_TYPE_TIDRANGESCAN)))
 		return scan;
 
