@@ -92,6 +92,34 @@ SELECT * FROM child_txn.query(:h, 'SELECT id FROM ph WHERE id = 1') AS t(id int)
 SELECT child_txn.rollback(:h);
 ROLLBACK;
 
+-- What still waits for the parent ends as a deadlock in the child (40P01):
+-- a unique key the parent inserted, DDL on a table the parent wrote.
+CREATE FUNCTION child_sqlstate(h int, sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM child_txn.exec(h, 'SAVEPOINT s');
+  BEGIN
+    PERFORM child_txn.exec(h, sql);
+    PERFORM child_txn.exec(h, 'RELEASE s');
+    RETURN 'ok';
+  EXCEPTION WHEN OTHERS THEN
+    PERFORM child_txn.exec(h, 'ROLLBACK TO s');
+    RETURN SQLSTATE;
+  END;
+END $$;
+BEGIN;
+INSERT INTO ih VALUES (50, 'parent');
+SELECT child_txn.begin() AS h \gset
+SELECT child_sqlstate(:h, 'INSERT INTO ih VALUES (50, ''child'')') AS unique_key,
+       child_sqlstate(:h, 'ALTER TABLE ih ADD COLUMN w int') AS ddl,
+       child_sqlstate(:h, 'INSERT INTO ih VALUES (51, ''child'')') AS other_key;
+SELECT child_txn.rollback(:h);
+-- A serializable child begun after the parent's writes sees them.
+SELECT child_txn.begin('serializable') AS h \gset
+SELECT * FROM child_txn.query(:h, 'SELECT id, v FROM ih WHERE id = 50') AS t(id int, v text);
+SELECT child_txn.rollback(:h);
+ROLLBACK;
+DROP FUNCTION child_sqlstate(int, text);
+
 -- A query or cursor reads the parent's writes as they were when it
 -- started: a cursor fetched after the parent wrote again fails (it would
 -- otherwise mix its old snapshot with the parent's new rows).
