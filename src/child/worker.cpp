@@ -626,11 +626,77 @@ adopt_parent_environment()
 	begin_block();
 }
 
-/* Runs before the child's segment is unmapped (also at exit). */
+/* Runs before a child's segment is unmapped (also at exit). */
 void
 forget_cancel_header(dsm_segment *seg, Datum arg)
 {
-	cancel_hdr = nullptr;
+	if (cancel_hdr == reinterpret_cast<ChildHeader *>(DatumGetPointer(arg)))
+		cancel_hdr = nullptr;
+}
+
+/*
+ * Segments stay mapped after their child, a few of them: a parent keeps its
+ * segments for its next children (parent.cpp), so the next child of the
+ * same session usually comes in a segment we have mapped already, and
+ * mapping one costs system calls on the path of every child's first
+ * request.  A segment we keep mapped lives on after its parent lets go of
+ * it (the mapping holds a reference), so its handle cannot be given to
+ * another segment meanwhile.
+ */
+struct MappedSegment
+{
+	dsm_handle	handle;
+	dsm_segment *seg;
+	uint64		last_use;
+};
+
+constexpr int kMaxMapped = 4;
+MappedSegment mapped[kMaxMapped];
+int			n_mapped = 0;
+uint64		mapping_clock = 0;
+
+/* The mapping of the segment with this handle, or nullptr if it is gone. */
+dsm_segment *
+map_segment(dsm_handle handle)
+{
+	dsm_segment *seg;
+	shm_toc    *toc;
+
+	for (int i = 0; i < n_mapped; i++)
+		if (mapped[i].handle == handle)
+		{
+			mapped[i].last_use = ++mapping_clock;
+			return mapped[i].seg;
+		}
+
+	if (n_mapped == kMaxMapped)
+	{
+		int			victim = 0;
+
+		for (int i = 1; i < n_mapped; i++)
+			if (mapped[i].last_use < mapped[victim].last_use)
+				victim = i;
+		dsm_detach(mapped[victim].seg);
+		mapped[victim] = mapped[--n_mapped];
+	}
+
+	seg = dsm_attach(handle);
+	if (seg == nullptr)
+		return nullptr;
+	dsm_pin_mapping(seg);
+	toc = shm_toc_attach(kTocMagic, dsm_segment_address(seg));
+	if (toc == nullptr)
+		ereport(FATAL,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("child_txn worker found an invalid shared memory segment")));
+	/* The SIGUSR2 handler must never look at an unmapped header. */
+	on_dsm_detach(seg, forget_cancel_header,
+				  PointerGetDatum(shm_toc_lookup(toc, kKeyHeader, false)));
+	mapped[n_mapped].handle = handle;
+	mapped[n_mapped].seg = seg;
+	mapped[n_mapped].last_use = ++mapping_clock;
+	n_mapped++;
+	return seg;
 }
 
 /*
@@ -644,17 +710,11 @@ attach_child(dsm_handle handle)
 	shm_mq	   *resp;
 	shm_mq	   *req;
 
-	child_seg = dsm_attach(handle);
+	child_seg = map_segment(handle);
 	if (child_seg == nullptr)
 		return false;
 	toc = shm_toc_attach(kTocMagic, dsm_segment_address(child_seg));
-	if (toc == nullptr)
-		ereport(FATAL,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("child_txn worker found an invalid shared memory segment")));
 	hdr = static_cast<ChildHeader *>(shm_toc_lookup(toc, kKeyHeader, false));
-	/* The SIGUSR2 handler must never look at an unmapped header. */
-	on_dsm_detach(child_seg, forget_cancel_header, (Datum) 0);
 	resp = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyResponseQueue, false));
 	req = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyRequestQueue, false));
 	shm_mq_set_sender(resp, MyProc);
@@ -693,14 +753,14 @@ end_child()
 	{
 		/*
 		 * Let go of the queues, then tell the parent the segment is free
-		 * for its next child: from here on we touch it no more.
+		 * for its next child: from here on we touch it no more (it stays
+		 * mapped, see map_segment).
 		 */
 		shm_mq_detach(request_mqh);
 		shm_mq_detach(response_mqh);
 		SpinLockAcquire(&hdr->mutex);
 		hdr->worker_done = true;
 		SpinLockRelease(&hdr->mutex);
-		dsm_detach(child_seg);
 	}
 	child_seg = nullptr;
 	hdr = nullptr;
