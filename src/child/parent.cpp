@@ -90,18 +90,27 @@ abandon(ChildHeader *hdr)
 		(void) kill(pid, SIGUSR2);
 }
 
-/* At backend exit every segment is detached: abandon what is running. */
+/*
+ * We let go of a segment (at backend exit, or dropping a spare): abandon
+ * what is running, and tell a worker that keeps it mapped that it may go.
+ */
 void
 parent_on_detach(dsm_segment *seg, Datum arg)
 {
-	abandon(reinterpret_cast<ChildHeader *>(DatumGetPointer(arg)));
+	ChildHeader *hdr = reinterpret_cast<ChildHeader *>(DatumGetPointer(arg));
+
+	abandon(hdr);
+	SpinLockAcquire(&hdr->mutex);
+	hdr->parent_released = true;
+	SpinLockRelease(&hdr->mutex);
 }
 
 /*
  * Segments are mapped for the session and reused: creating and destroying
  * one per child costs a visible share of a small child's time.  A segment
- * is reused only once the worker that served it has let go of it for good
- * (worker_done); a few spares are kept, the rest destroyed.
+ * is reused only once the worker that served it is done with its queues
+ * and header (worker_done); a few spares are kept, the rest let go of (a
+ * worker may keep one mapped a little longer: worker.cpp, map_segment).
  */
 struct Spare
 {
@@ -466,7 +475,9 @@ get_segment(Size guc_len)
 				 errmsg("could not start a child transaction: too many dynamic "
 						"shared memory segments"),
 				 errhint("End some child transactions, or raise "
-						 "max_connections.")));
+						 "max_connections.  Idle child workers keep up to "
+						 "four segments each; child_txn.worker_idle_timeout "
+						 "bounds how long.")));
 	dsm_pin_mapping(sp.seg);
 	toc = shm_toc_create(kTocMagic, dsm_segment_address(sp.seg), segsize);
 	sp.hdr = static_cast<ChildHeader *>(shm_toc_allocate(toc, sizeof(ChildHeader)));

@@ -114,7 +114,11 @@ struct ChildHeader
 	bool		abandoned;		/* parent gave up: never commit */
 	bool		commit_started; /* child passed the point of no return */
 	bool		committed;		/* child's commit completed */
-	bool		worker_done;	/* the worker let go of this segment for good */
+	bool		worker_done;	/* the worker is done with this child's
+								 * queues and header (it may keep the
+								 * segment mapped, see worker.cpp) */
+	bool		parent_released;	/* the parent let go of the segment: a
+									 * worker keeping it mapped may unmap */
 };
 
 /* Class id of execution locks in pg_locks ("CT"). */

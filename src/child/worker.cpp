@@ -638,15 +638,19 @@ forget_cancel_header(dsm_segment *seg, Datum arg)
  * Segments stay mapped after their child, a few of them: a parent keeps its
  * segments for its next children (parent.cpp), so the next child of the
  * same session usually comes in a segment we have mapped already, and
- * mapping one costs system calls on the path of every child's first
- * request.  A segment we keep mapped lives on after its parent lets go of
- * it (the mapping holds a reference), so its handle cannot be given to
- * another segment meanwhile.
+ * mapping one costs system calls (and an unmap, a TLB shootdown) on the
+ * path of every child.  A segment we keep mapped lives on after its parent
+ * lets go of it (the mapping holds a reference), so its handle cannot be
+ * given to another segment meanwhile; once the parent has let go of it
+ * (parent_released) we unmap it at the next occasion: when a child ends or
+ * another segment is mapped.  An idle worker thus holds at most four
+ * finished children's segments until its next child or its exit.
  */
 struct MappedSegment
 {
 	dsm_handle	handle;
 	dsm_segment *seg;
+	ChildHeader *header;
 	uint64		last_use;
 };
 
@@ -655,12 +659,40 @@ MappedSegment mapped[kMaxMapped];
 int			n_mapped = 0;
 uint64		mapping_clock = 0;
 
+/* Unmap mapped[i]. */
+void
+unmap_segment(int i)
+{
+	dsm_segment *seg = mapped[i].seg;
+
+	mapped[i] = mapped[--n_mapped];
+	dsm_detach(seg);
+}
+
+/* Unmap the segments whose parents let go of them (not the one in use). */
+void
+unmap_released_segments()
+{
+	for (int i = n_mapped - 1; i >= 0; i--)
+	{
+		bool		released;
+
+		if (mapped[i].seg == child_seg)
+			continue;
+		SpinLockAcquire(&mapped[i].header->mutex);
+		released = mapped[i].header->parent_released;
+		SpinLockRelease(&mapped[i].header->mutex);
+		if (released)
+			unmap_segment(i);
+	}
+}
+
 /* The mapping of the segment with this handle, or nullptr if it is gone. */
 dsm_segment *
 map_segment(dsm_handle handle)
 {
 	dsm_segment *seg;
-	shm_toc    *toc;
+	ChildHeader *header = nullptr;
 
 	for (int i = 0; i < n_mapped; i++)
 		if (mapped[i].handle == handle)
@@ -669,31 +701,44 @@ map_segment(dsm_handle handle)
 			return mapped[i].seg;
 		}
 
-	if (n_mapped == kMaxMapped)
-	{
-		int			victim = 0;
-
-		for (int i = 1; i < n_mapped; i++)
-			if (mapped[i].last_use < mapped[victim].last_use)
-				victim = i;
-		dsm_detach(mapped[victim].seg);
-		mapped[victim] = mapped[--n_mapped];
-	}
-
+	unmap_released_segments();
 	seg = dsm_attach(handle);
 	if (seg == nullptr)
 		return nullptr;
-	dsm_pin_mapping(seg);
-	toc = shm_toc_attach(kTocMagic, dsm_segment_address(seg));
-	if (toc == nullptr)
-		ereport(FATAL,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("child_txn worker found an invalid shared memory segment")));
-	/* The SIGUSR2 handler must never look at an unmapped header. */
-	on_dsm_detach(seg, forget_cancel_header,
-				  PointerGetDatum(shm_toc_lookup(toc, kKeyHeader, false)));
+	PG_TRY();
+	{
+		shm_toc    *toc;
+
+		dsm_pin_mapping(seg);
+		toc = shm_toc_attach(kTocMagic, dsm_segment_address(seg));
+		if (toc == nullptr)
+			ereport(FATAL,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("child_txn worker found an invalid shared memory segment")));
+		header = static_cast<ChildHeader *>(shm_toc_lookup(toc, kKeyHeader, false));
+		/* The SIGUSR2 handler must never look at an unmapped header. */
+		on_dsm_detach(seg, forget_cancel_header, PointerGetDatum(header));
+	}
+	PG_CATCH();
+	{
+		dsm_detach(seg);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (n_mapped == kMaxMapped)
+	{
+		int			victim = -1;
+
+		for (int i = 0; i < n_mapped; i++)
+			if (mapped[i].seg != child_seg &&
+				(victim < 0 || mapped[i].last_use < mapped[victim].last_use))
+				victim = i;
+		unmap_segment(victim);
+	}
 	mapped[n_mapped].handle = handle;
 	mapped[n_mapped].seg = seg;
+	mapped[n_mapped].header = header;
 	mapped[n_mapped].last_use = ++mapping_clock;
 	n_mapped++;
 	return seg;
@@ -734,7 +779,8 @@ attach_child(dsm_handle handle)
 
 /*
  * Done with a child, whichever way it ended: roll back what is left, drop
- * the execution locks, detach (the parent sees that), and reset the session
+ * the execution locks, detach from the queues (the parent sees that) and
+ * say so in the header (worker_done), and reset the session
  * so the next child inherits nothing.  A worker that used temporary tables
  * is not reused (temp_buffers cannot change afterwards).
  */
@@ -763,6 +809,7 @@ end_child()
 		SpinLockRelease(&hdr->mutex);
 	}
 	child_seg = nullptr;
+	unmap_released_segments();
 	hdr = nullptr;
 	request_mqh = nullptr;
 	response_mqh = nullptr;
