@@ -141,6 +141,22 @@ child_scan_rescan(TableScanDesc scan, ScanKey key, bool set_params,
 	}
 }
 
+/* The tuple at line pointer o of a pinned page, if it is a normal one. */
+inline bool
+tuple_at(Relation rel, Page page, BlockNumber block, OffsetNumber o,
+		 HeapTuple tup)
+{
+	ItemId		lp = PageGetItemId(page, o);
+
+	if (!ItemIdIsNormal(lp))
+		return false;
+	tup->t_data = reinterpret_cast<HeapTupleHeader>(PageGetItem(page, lp));
+	tup->t_len = ItemIdGetLength(lp);
+	tup->t_tableOid = RelationGetRelid(rel);
+	ItemPointerSet(&tup->t_self, block, o);
+	return true;
+}
+
 /*
  * Is the tuple at tid, on the scan's current page, visible?  The verdicts
  * of a page are computed the first time a tuple of it is asked about; the
@@ -170,17 +186,10 @@ scan_tuple_visible(ChildScan *cs, ItemPointer tid)
 		maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber o = FirstOffsetNumber; o <= maxoff; o++)
 		{
-			ItemId		lp = PageGetItemId(page, o);
 			HeapTupleData tup;
 
-			cs->visible[o] = false;
-			if (!ItemIdIsNormal(lp))
-				continue;
-			tup.t_data = reinterpret_cast<HeapTupleHeader>(PageGetItem(page, lp));
-			tup.t_len = ItemIdGetLength(lp);
-			tup.t_tableOid = RelationGetRelid(rel);
-			ItemPointerSet(&tup.t_self, block, o);
-			cs->visible[o] = tuple_visible(rel, &tup, cs->snapshot, buf);
+			cs->visible[o] = tuple_at(rel, page, block, o, &tup) &&
+				tuple_visible(rel, &tup, cs->snapshot, buf);
 		}
 		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 		cs->vis_generation = generation();
@@ -364,16 +373,10 @@ child_scan_bitmap_next_block(TableScanDesc scan, TBMIterateResult *tbmres)
 
 		for (OffsetNumber o = FirstOffsetNumber; o <= maxoff; o++)
 		{
-			ItemId		lp = PageGetItemId(page, o);
 			HeapTupleData tup;
 
-			if (!ItemIdIsNormal(lp))
-				continue;
-			tup.t_data = reinterpret_cast<HeapTupleHeader>(PageGetItem(page, lp));
-			tup.t_len = ItemIdGetLength(lp);
-			tup.t_tableOid = RelationGetRelid(rel);
-			ItemPointerSet(&tup.t_self, block, o);
-			if (tuple_visible(rel, &tup, snap, buf))
+			if (tuple_at(rel, page, block, o, &tup) &&
+				tuple_visible(rel, &tup, snap, buf))
 			{
 				h->rs_vistuples[ntup++] = o;
 				PredicateLockTID(rel, &tup.t_self, snap,
@@ -641,7 +644,7 @@ struct QueryNote
 {
 	QueryDesc  *desc;
 	uint64		signature;		/* ancestors' writes when it started */
-	bool		reads_intent_tables;
+	int			reads_intent_tables;	/* -1 not known yet, else a bool */
 	MemoryContextCallback cb;
 	QueryNote  *next;
 };
@@ -674,7 +677,8 @@ child_executor_start(QueryDesc *desc, int eflags)
 
 		note->desc = desc;
 		note->signature = current_signature();
-		note->reads_intent_tables = plan_reads_intent_tables(desc->plannedstmt);
+		/* looked up only if it ever runs with ancestors' writes present */
+		note->reads_intent_tables = -1;
 		note->cb.func = forget_query_note;
 		note->cb.arg = note;
 		MemoryContextRegisterResetCallback(desc->estate->es_query_cxt, &note->cb);
@@ -696,10 +700,12 @@ child_executor_run(QueryDesc *desc, ScanDirection dir, uint64 count,
 {
 	if (in_child_worker && present())
 	{
-		const QueryNote *note = query_notes;
+		QueryNote  *note = query_notes;
 
 		while (note != nullptr && note->desc != desc)
 			note = note->next;
+		if (note != nullptr && note->reads_intent_tables < 0)
+			note->reads_intent_tables = plan_reads_intent_tables(desc->plannedstmt);
 		if (note == nullptr || note->reads_intent_tables)
 		{
 			if (note != nullptr && note->signature != current_signature())
