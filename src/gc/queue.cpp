@@ -308,5 +308,18 @@ free_slot(WriteSlot *w)
 	shared->free_head = static_cast<int32>(w - shared->slots);
 }
 
+bool
+hand_failure_to_owner(WriteSlot *w)
+{
+	Assert(LWLockHeldByMeInMode(shared->lock, LW_EXCLUSIVE));
+	if (w->owner_procno >= 0)
+	{
+		pg_atomic_fetch_add_u32(&shared->failures_pending[w->owner_procno], 1);
+		return false;
+	}
+	free_slot(w);
+	return true;
+}
+
 } // namespace gc
 } // namespace child_txn

@@ -213,6 +213,13 @@ int			alloc_slot();
 /* Free a write slot and its rows.  It must not be on a queue list. */
 void		free_slot(WriteSlot *w);
 
+/*
+ * A fire-and-forget write failed: count it for its session, which reports
+ * it at its next append or flush, or, if that session is gone, free its
+ * slot (then true).  Under the queue lock, exclusive.
+ */
+bool		hand_failure_to_owner(WriteSlot *w);
+
 /* The entry of a database, -1 if it has none. */
 int			db_entry(Oid database_id);
 

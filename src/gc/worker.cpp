@@ -873,16 +873,8 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 				w->rows = InvalidDsaPointer;
 				freed = true;
 				bw->log_failure = !w->wait;
-				if (!w->wait)
-				{
-					if (w->owner_procno >= 0)
-						pg_atomic_fetch_add_u32(&q->failures_pending[w->owner_procno], 1);
-					else
-					{
-						free_slot(w);
-						freed = true;
-					}
-				}
+				if (!w->wait && hand_failure_to_owner(w))
+					freed = true;
 				break;
 			case WriteState::Deferred:
 				st->deferrals++;
@@ -991,16 +983,10 @@ worker_exit(int, Datum)
 					sizeof(w->message));
 			strlcpy(w->detail, "See the server log.", sizeof(w->detail));
 			w->hint[0] = '\0';
-			if (!w->wait)
+			if (!w->wait && hand_failure_to_owner(w))
 			{
-				if (w->owner_procno >= 0)
-					pg_atomic_fetch_add_u32(&q->failures_pending[w->owner_procno], 1);
-				else
-				{
-					free_slot(w);
-					freed = true;
-					continue;
-				}
+				freed = true;
+				continue;
 			}
 		}
 		else
