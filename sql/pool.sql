@@ -79,4 +79,27 @@ SET my.x = 'b';
 SELECT pg_temp.wait_pool();
 SELECT child_txn.run($$DO $d$ BEGIN RAISE NOTICE 'my.x=%', current_setting('my.x'); END $d$ $$);
 RESET my.x;
+-- Each child has its own application_name, the caller's followed by
+-- "child_txn" and its handle, in the child and in pg_stat_activity; also on
+-- a reused worker whose previous child renamed itself.
+SET application_name = 'pool_app';
+SELECT child_txn.run($$SET application_name = 'renamed'$$);
+SELECT pg_temp.wait_pool();
+BEGIN;
+SELECT child_txn.begin() AS h \gset
+SELECT name = 'pool_app child_txn ' || :h AS own_name
+  FROM child_txn.query(:h, $$SELECT current_setting('application_name')$$) AS t(name text);
+SELECT pg_stat_clear_snapshot();
+SELECT application_name = 'pool_app child_txn ' || :h AS shown
+  FROM pg_stat_activity WHERE pid = (SELECT worker_pid FROM child_txn.children WHERE handle = :h);
+SELECT child_txn.rollback(:h);
+COMMIT;
+SELECT pg_temp.wait_pool();
+BEGIN;
+SELECT child_txn.begin() AS h \gset
+SELECT name = 'pool_app child_txn ' || :h AS own_name
+  FROM child_txn.query(:h, $$SELECT current_setting('application_name')$$) AS t(name text);
+SELECT child_txn.rollback(:h);
+COMMIT;
+RESET application_name;
 DROP ROLE pool_r;

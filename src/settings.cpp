@@ -22,6 +22,18 @@ int			max_batch_size = 10000;
 int			max_batch_delay = 0;
 int			row_lock_wait = 20;
 int			queue_wait_timeout = 0;
+unsigned long reloads = 0;
+
+void
+reload_if_pending()
+{
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+		reloads++;
+	}
+}
 
 void
 define()

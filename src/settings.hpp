@@ -48,5 +48,12 @@ extern int	queue_wait_timeout;
 /* Define the parameters; called once from _PG_init. */
 void		define();
 
+/*
+ * In a background worker of ours: reread the configuration file if a SIGHUP
+ * asked for it.  reloads counts the rereads of this process.
+ */
+void		reload_if_pending();
+extern unsigned long reloads;
+
 } // namespace settings
 } // namespace child_txn

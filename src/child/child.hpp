@@ -17,11 +17,12 @@ namespace child_txn
 extern uint32 self_child_id;
 extern int32 self_depth;
 
-/* Parent-side connection to one child (in TopTransactionContext). */
+/* Parent-side connection to one child (in cxt). */
 struct ChildConn
 {
 	uint32		child_id;
 	dsm_segment *seg;			/* mapped for the session, reused (parent.cpp) */
+	MemoryContext cxt;			/* the segment's: reset when it is reused */
 	ChildHeader *hdr;
 	shm_mq	   *request_mq;
 	shm_mq	   *response_mq;

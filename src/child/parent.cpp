@@ -91,6 +91,25 @@ abandon(ChildHeader *hdr)
 }
 
 /*
+ * Let go of a child's queues.  A child that ended (its worker said so, or
+ * exited) needs no detach: its worker has let go of them already or is
+ * about to, and telling it would only wake it up for nothing.  The handles
+ * are not tied to the segment (shm_mq_attach without one), so nothing runs
+ * for them later; their memory goes with the segment's context.
+ */
+void
+release_queues(ChildConn *conn)
+{
+	if (!conn->ended)
+	{
+		shm_mq_detach(conn->request_mqh);
+		shm_mq_detach(conn->response_mqh);
+	}
+	conn->request_mqh = nullptr;
+	conn->response_mqh = nullptr;
+}
+
+/*
  * We let go of a segment (at backend exit, or dropping a spare): abandon
  * what is running, and tell a worker that keeps it mapped that it may go.
  */
@@ -100,6 +119,14 @@ parent_on_detach(dsm_segment *seg, Datum arg)
 	ChildHeader *hdr = reinterpret_cast<ChildHeader *>(DatumGetPointer(arg));
 
 	abandon(hdr);
+	/*
+	 * A child still open here (the end of the transaction normally ends
+	 * them all first) must see us go: its worker may be waiting for a
+	 * request.
+	 */
+	for (int i = 0; i < n_open; i++)
+		if (open_children[i]->hdr == hdr && open_children[i]->request_mqh != nullptr)
+			release_queues(open_children[i]);
 	SpinLockAcquire(&hdr->mutex);
 	hdr->parent_released = true;
 	SpinLockRelease(&hdr->mutex);
@@ -115,6 +142,8 @@ parent_on_detach(dsm_segment *seg, Datum arg)
 struct Spare
 {
 	dsm_segment *seg;
+	MemoryContext cxt;			/* the parent's memory for the child it
+								 * serves: reset when it serves the next */
 	ChildHeader *hdr;
 	shm_mq	   *request_mq;
 	shm_mq	   *response_mq;
@@ -154,6 +183,7 @@ keep_spare(const Spare &sp)
 				break;
 			}
 		dsm_detach(spares[victim].seg);
+		MemoryContextDelete(spares[victim].cxt);
 		spares[victim] = spares[--n_spares];
 	}
 	spares[n_spares++] = sp;
@@ -170,13 +200,12 @@ child_discard(ChildConn *conn)
 	forget_child(conn);
 	if (conn->seg != nullptr)
 	{
-		Spare		sp = {conn->seg, conn->hdr, conn->request_mq,
+		Spare		sp = {conn->seg, conn->cxt, conn->hdr, conn->request_mq,
 						  conn->response_mq, conn->gucspace,
 						  conn->guc_capacity};
 
 		abandon(conn->hdr);
-		shm_mq_detach(conn->request_mqh);
-		shm_mq_detach(conn->response_mqh);
+		release_queues(conn);
 		keep_spare(sp);
 	}
 	conn->seg = nullptr;
@@ -218,6 +247,18 @@ report_worker_gone(uint32 child_id)
 	pg_unreachable();
 }
 
+/* Has the worker attached to our queues (header flag worker_attached)? */
+bool
+worker_attached(ChildConn *conn)
+{
+	bool		attached;
+
+	SpinLockAcquire(&conn->hdr->mutex);
+	attached = conn->hdr->worker_attached;
+	SpinLockRelease(&conn->hdr->mutex);
+	return attached;
+}
+
 /*
  * Receive one message from the child.  Once the worker has attached to the
  * queue its exit detaches the queue, which ends the wait; before that (a
@@ -235,7 +276,7 @@ receive(ChildConn *conn, Size *nbytes, void **data)
 
 		if (res != SHM_MQ_WOULD_BLOCK)
 			return res;
-		if (shm_mq_get_sender(conn->response_mq) != nullptr)
+		if (worker_attached(conn))
 		{
 			conn->peer_attached = true;
 			return shm_mq_receive(conn->response_mqh, nbytes, data, false);
@@ -454,6 +495,7 @@ get_segment(Size guc_len)
 		{
 			sp = spares[i];
 			spares[i] = spares[--n_spares];
+			MemoryContextReset(sp.cxt);
 			return sp;
 		}
 	}
@@ -491,7 +533,27 @@ get_segment(Size guc_len)
 	sp.response_mq = static_cast<shm_mq *>(shm_toc_allocate(toc, kResponseQueueSize));
 	shm_toc_insert(toc, kKeyResponseQueue, sp.response_mq);
 	on_dsm_detach(sp.seg, parent_on_detach, PointerGetDatum(sp.hdr));
+	sp.cxt = AllocSetContextCreate(TopMemoryContext, "child_txn child",
+								   ALLOCSET_SMALL_SIZES);
 	return sp;
+}
+
+/*
+ * Under the pool lock, when an idle worker is taken for our child (see
+ * pool_assign): make it the receiver of our requests and the sender of our
+ * responses now.  Were the worker to do it when it attaches, its
+ * shm_mq_set_sender would wake us up, waiting for its answer, for nothing.
+ */
+void
+preset_endpoints(PGPROC *worker, void *arg)
+{
+	ChildConn  *conn = static_cast<ChildConn *>(arg);
+
+	shm_mq_set_receiver(conn->request_mq, worker);
+	shm_mq_set_sender(conn->response_mq, worker);
+	SpinLockAcquire(&conn->hdr->mutex);
+	conn->hdr->endpoints_preset = true;
+	SpinLockRelease(&conn->hdr->mutex);
 }
 
 } // namespace
@@ -527,15 +589,16 @@ child_launch(int isolation_level, bool confirm)
 				 errhint("Raise child_txn.max_depth, or start the child from "
 						 "an outer transaction.")));
 
-	/*
-	 * Everything the parent keeps about the child (queue handles, the worker
-	 * handle) lives as long as the transaction it is bound to.
-	 */
-	MemoryContext old_cxt = MemoryContextSwitchTo(TopTransactionContext);
-
 	/* A segment: header, the parent's settings, two queues. */
 	guc_len = EstimateGUCStateSpace();
 	Spare		sp = get_segment(guc_len);
+
+	/*
+	 * Everything the parent keeps about the child (queue handles, the worker
+	 * handle) lives in the segment's context, until the segment serves
+	 * another child.
+	 */
+	MemoryContext old_cxt = MemoryContextSwitchTo(sp.cxt);
 
 	seg = sp.seg;
 	hdr = sp.hdr;
@@ -571,16 +634,22 @@ child_launch(int isolation_level, bool confirm)
 		conn->hdr = hdr;
 		conn->request_mq = request_mq;
 		conn->response_mq = response_mq;
+		conn->cxt = sp.cxt;
 		conn->gucspace = sp.gucspace;
 		conn->guc_capacity = sp.guc_capacity;
-		conn->request_mqh = shm_mq_attach(request_mq, seg, nullptr);
-		conn->response_mqh = shm_mq_attach(response_mq, seg, nullptr);
+		/* not tied to the segment: see release_queues */
+		conn->request_mqh = shm_mq_attach(request_mq, nullptr, nullptr);
+		conn->response_mqh = shm_mq_attach(response_mq, nullptr, nullptr);
 		remember_child(conn);
 		registered = conn;
 
-		/* A worker: an idle one of our pool, or a new one. */
+		/*
+		 * A worker: an idle one of our pool, or a new one.  An idle one
+		 * wakes up at our first request (or at child_discard's detach).
+		 */
 		conn->where = pool_assign(dsm_segment_handle(seg), conn->child_id,
-								  self_child_id, self_depth + 1);
+								  self_child_id, self_depth + 1,
+								  preset_endpoints, conn);
 		if (conn->where.needs_start)
 			start_worker(conn);
 		else

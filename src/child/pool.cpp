@@ -129,7 +129,8 @@ pool_next_child_id()
 
 WorkerAssignment
 pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
-			int32 depth)
+			int32 depth, void (*prepare) (PGPROC *worker, void *arg),
+			void *prepare_arg)
 {
 	WorkerAssignment result = {-1, 0, false, 0, 0};
 	Oid			user = GetAuthenticatedUserId();
@@ -173,7 +174,8 @@ pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 			result.generation = chosen->generation;
 			result.worker_pid = chosen->worker_pid;
 			result.next_request = chosen->next_request;
-			latch_procno = chosen->pgprocno;
+			/* not woken: see pool.hpp */
+			prepare(&ProcGlobal->allProcs[chosen->pgprocno], prepare_arg);
 		}
 		else if (free_one != nullptr || stranger != nullptr)
 		{
@@ -388,11 +390,7 @@ pool_worker_next(bool reusable, uint32 next_request)
 					   timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		settings::reload_if_pending();
 
 		LWLockAcquire(pool->lock, LW_EXCLUSIVE);
 		if (my_slot->generation != my_generation)

@@ -97,9 +97,17 @@ uint32		pool_next_child_id();
  * slot (or an idle slot of another pair, whose worker is retired) for a new
  * worker.  When every slot is busy, wait up to child_txn.worker_wait_timeout
  * for one, then fail with ERRCODE_INSUFFICIENT_RESOURCES.
+ *
+ * When an idle worker is taken, prepare(worker's PGPROC, prepare_arg) runs
+ * under the pool lock, before the worker can see its assignment; it must
+ * not fail.  The idle worker is not woken here: the caller's first message
+ * to it (or its detach from the queues) does that, one wake-up instead of
+ * two.  A worker to be started needs no wake-up.
  */
 WorkerAssignment pool_assign(dsm_handle assignment, uint32 child_id,
-							 uint32 parent_child_id, int32 depth);
+							 uint32 parent_child_id, int32 depth,
+							 void (*prepare) (PGPROC *worker, void *arg),
+							 void *prepare_arg);
 
 /*
  * Make the idle workers of a database exit (DROP DATABASE and friends wait

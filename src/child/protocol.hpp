@@ -36,6 +36,16 @@
  * worker started for the child announces itself with a 'Z' first, which
  * the parent awaits on the queue (the worker holds no lock it could need).
  *
+ * Wake-ups cost more than anything else on a small child's path, so there
+ * are two per request, no more: the parent's request wakes the worker and
+ * the execution lock's release wakes the parent.  An idle worker taken from
+ * the pool is not woken by the pool: under the pool lock the parent makes it
+ * the receiver of the request queue and the sender of the response queue
+ * (endpoints_preset), so the worker's attach wakes nobody and the request
+ * (or the parent's detach, if it gives up first) wakes the worker.  A parent
+ * does not detach from the queues of a child that ended: the worker is done
+ * with them, and the detach would only wake it.
+ *
  * Requests (parent -> child queue): one byte of RequestCode, then the SQL
  * text with its terminating NUL (empty for Commit and Rollback).
  *
@@ -119,6 +129,12 @@ struct ChildHeader
 								 * segment mapped, see worker.cpp) */
 	bool		parent_released;	/* the parent let go of the segment: a
 									 * worker keeping it mapped may unmap */
+	bool		endpoints_preset;	/* the parent made the worker the
+									 * request queue's receiver and the
+									 * response queue's sender (a pooled
+									 * worker, see parent.cpp) */
+	bool		worker_attached;	/* the worker attached to both queues:
+									 * from now on its exit detaches them */
 };
 
 /* Class id of execution locks in pg_locks ("CT"). */

@@ -26,6 +26,7 @@
 #include "heap/am.hpp"
 #include "heap/intents.hpp"
 
+#include "settings.hpp"
 
 namespace child_txn
 {
@@ -61,18 +62,25 @@ bool		child_started = false;	/* the child's environment is set up */
  * Settings reuse.  Restoring a parent's settings costs more than the rest of
  * a small child's set-up, and consecutive children of one pool worker
  * usually come with identical settings.  So the worker keeps the parent
- * settings it restored last and a snapshot of its own settings right after
- * the set-up; if, when the child ends, its settings still equal that
- * snapshot (the child changed none, or only inside its rolled-back or
- * committed transaction in ways undone), and the next parent's settings are
- * byte-identical to the last, the restore is skipped.  Otherwise the
- * session is reset in full (DISCARD ALL) and the settings restored.
+ * settings it restored last (with the deadlock_timeout that went with them)
+ * and a snapshot of its own settings right after that restore, taken while
+ * application_name is the child-independent base_appname.  When a child
+ * ends, application_name goes back to base_appname and the settings are
+ * compared with the snapshot: if the child changed none (or only inside
+ * its transaction, undone since), they are clean, and if the next parent's
+ * settings are byte-identical to the last and no configuration reload came
+ * in between, the next child's set-up is only its application_name.
+ * Otherwise the session is reset in full (DISCARD ALL) and the settings
+ * restored.
  */
 char	   *last_parent_settings = nullptr;
 Size		last_parent_settings_len = 0;
+int			last_deadlock_timeout_ms = -1;
 char	   *settings_snapshot = nullptr;
 Size		settings_snapshot_len = 0;
 bool		settings_clean = false;	/* our settings equal the snapshot */
+unsigned long clean_as_of_reload = 0;	/* settings::reloads when checked */
+char		base_appname[NAMEDATALEN + 16];	/* "<parent's> child_txn" */
 bool		handshake = false;	/* announcing a new worker's first child */
 MemoryContext request_cxt = nullptr;
 volatile Phase phase = Phase::Idle;
@@ -276,21 +284,21 @@ finish_request()
 	return true;
 }
 
-/* Open the child's transaction block at the requested isolation level. */
+/*
+ * Open the child's transaction block at the requested isolation level, in
+ * one transaction command, as BEGIN ISOLATION LEVEL does.
+ */
 void
 begin_block()
 {
 	const char *level = "read committed";
-
-	StartTransactionCommand();
-	BeginTransactionBlock();
-	CommitTransactionCommand();
 
 	if (hdr->isolation_level == XACT_REPEATABLE_READ)
 		level = "repeatable read";
 	else if (hdr->isolation_level == XACT_SERIALIZABLE)
 		level = "serializable";
 	StartTransactionCommand();
+	BeginTransactionBlock();
 	(void) set_config_option("transaction_isolation", level, PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	CommitTransactionCommand();
@@ -553,64 +561,81 @@ wait_for_request(Size *nbytes, void **data)
 		ResetLatch(MyLatch);
 		QueryCancelPending = false;
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		settings::reload_if_pending();
 	}
 }
 
-/* Adopt the parent's identity, settings and role; open the transaction. */
+/* Set our application_name (outside a transaction: not undone by one). */
+void
+set_appname(const char *value)
+{
+	MemoryContext old = MemoryContextSwitchTo(request_cxt);
+
+	(void) set_config_option("application_name", value, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Adopt the parent's identity, settings and role; open the transaction.
+ * See "Settings reuse" above for when the settings are restored.
+ */
 void
 adopt_parent_environment()
 {
 	char	   *gucstate = static_cast<char *>(
 		shm_toc_lookup(shm_toc_attach(kTocMagic, dsm_segment_address(child_seg)),
 					   kKeyGucState, false));
-	char		timeout[32];
-	char		appname[NAMEDATALEN + 32];
-
+	char		appname[sizeof(base_appname) + 16];
 	Size		parent_len;
 
 	memcpy(&parent_len, gucstate, sizeof(Size));
 	parent_len += sizeof(Size);
 
-	StartTransactionCommand();
-	/* (Checked again: a configuration reload in between changes them.) */
-	if (!(settings_clean && last_parent_settings != nullptr &&
+	if (!(settings_clean && clean_as_of_reload == settings::reloads &&
+		  last_parent_settings != nullptr &&
 		  parent_len == last_parent_settings_len &&
 		  memcmp(gucstate, last_parent_settings, parent_len) == 0 &&
-		  own_settings_unchanged()))
+		  hdr->deadlock_timeout_ms == last_deadlock_timeout_ms))
 	{
+		char		timeout[32];
+
+		/* Until the snapshot is taken, nothing may count as clean. */
 		settings_clean = false;
+		last_parent_settings_len = 0;
+
+		StartTransactionCommand();
 		RestoreGUCState(gucstate);
+		snprintf(timeout, sizeof(timeout), "%d", hdr->deadlock_timeout_ms);
+		(void) set_config_option("deadlock_timeout", timeout, PGC_SUSET,
+								 PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+		if (hdr->application_name[0] != '\0')
+			snprintf(base_appname, sizeof(base_appname), "%s child_txn",
+					 hdr->application_name);
+		else
+			strlcpy(base_appname, "child_txn", sizeof(base_appname));
+		(void) set_config_option("application_name", base_appname, PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+		CommitTransactionCommand();
+
+		/* RestoreGUCState may have re-applied the parent's client_encoding. */
+		SetClientEncoding(GetDatabaseEncoding());
+
+		if (settings_snapshot != nullptr)
+			pfree(settings_snapshot);
+		settings_snapshot = serialize_own_settings(&settings_snapshot_len);
 		if (last_parent_settings != nullptr)
 			pfree(last_parent_settings);
 		last_parent_settings = static_cast<char *>(
 			MemoryContextAlloc(TopMemoryContext, parent_len));
 		memcpy(last_parent_settings, gucstate, parent_len);
 		last_parent_settings_len = parent_len;
+		last_deadlock_timeout_ms = hdr->deadlock_timeout_ms;
 	}
 
-	snprintf(timeout, sizeof(timeout), "%d", hdr->deadlock_timeout_ms);
-	(void) set_config_option("deadlock_timeout", timeout, PGC_SUSET,
-							 PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
-	if (hdr->application_name[0] != '\0')
-		snprintf(appname, sizeof(appname), "%s child_txn %u",
-				 hdr->application_name, hdr->child_id);
-	else
-		snprintf(appname, sizeof(appname), "child_txn %u", hdr->child_id);
-	(void) set_config_option("application_name", appname, PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
-	CommitTransactionCommand();
-
-	if (settings_snapshot != nullptr)
-		pfree(settings_snapshot);
-	settings_snapshot = serialize_own_settings(&settings_snapshot_len);
-
-	/* RestoreGUCState may have re-applied the parent's client_encoding. */
-	SetClientEncoding(GetDatabaseEncoding());
+	/* The child's own name, undone in end_child before the comparison. */
+	snprintf(appname, sizeof(appname), "%s %u", base_appname, hdr->child_id);
+	set_appname(appname);
 
 	/*
 	 * Restoring session_authorization resets the role; put back the
@@ -754,6 +779,7 @@ attach_child(dsm_handle handle)
 	shm_toc    *toc;
 	shm_mq	   *resp;
 	shm_mq	   *req;
+	bool		preset;
 
 	child_seg = map_segment(handle);
 	if (child_seg == nullptr)
@@ -762,9 +788,21 @@ attach_child(dsm_handle handle)
 	hdr = static_cast<ChildHeader *>(shm_toc_lookup(toc, kKeyHeader, false));
 	resp = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyResponseQueue, false));
 	req = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyRequestQueue, false));
-	shm_mq_set_sender(resp, MyProc);
+
+	/*
+	 * The parent of a child given to an idle worker has made us the queues'
+	 * endpoints already (it did so before we could see the assignment, see
+	 * parent.cpp); a new worker's first child has not.
+	 */
+	SpinLockAcquire(&hdr->mutex);
+	preset = hdr->endpoints_preset;
+	SpinLockRelease(&hdr->mutex);
+	if (!preset)
+	{
+		shm_mq_set_sender(resp, MyProc);
+		shm_mq_set_receiver(req, MyProc);
+	}
 	response_mqh = shm_mq_attach(resp, child_seg, nullptr);
-	shm_mq_set_receiver(req, MyProc);
 	request_mqh = shm_mq_attach(req, child_seg, nullptr);
 
 	self_child_id = hdr->child_id;
@@ -772,6 +810,7 @@ attach_child(dsm_handle handle)
 	child_started = false;
 	SpinLockAcquire(&hdr->mutex);
 	hdr->worker_pid = MyProcPid;
+	hdr->worker_attached = true;
 	SpinLockRelease(&hdr->mutex);
 	cancel_hdr = hdr;
 	return true;
@@ -816,8 +855,14 @@ end_child()
 	self_child_id = 0;
 	self_depth = 0;
 
-	/* Did the child leave our settings as it found them? */
+	/*
+	 * Did the child leave our settings as it found them?  (Its own
+	 * application_name goes first: the snapshot has base_appname.)
+	 */
+	if (child_started)
+		set_appname(base_appname);
 	settings_clean = own_settings_unchanged();
+	clean_as_of_reload = settings::reloads;
 
 	/*
 	 * Back to the worker's own identity, then DISCARD ALL; with clean

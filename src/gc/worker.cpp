@@ -1172,11 +1172,7 @@ child_txn_group_commit_main(Datum main_arg)
 		Batch		b;
 
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		settings::reload_if_pending();
 
 		delay_batch();
 		MemoryContextReset(batch_cxt);
