@@ -81,7 +81,14 @@ SELECT child_txn.begin() AS h \gset
 SELECT count(*), sum(length(b)) FROM child_txn.query(:h,
   'SELECT g, repeat(''x'', 100) FROM generate_series(1, 50000) g') AS t(a int, b text);
 SELECT child_txn.rollback(:h);
+-- So does a single value larger than the queue; the buffer it took is
+-- given back when the child ends, not kept with the session's segments.
+SELECT child_txn.begin() AS h \gset
+SELECT length(v) FROM child_txn.query(:h, $$SELECT repeat('y', 1000000)$$) AS t(v text);
+SELECT child_txn.commit(:h);
 COMMIT;
+SELECT coalesce(sum(total_bytes), 0) < 100000 AS small_after_child
+  FROM pg_backend_memory_contexts WHERE name IN ('child_txn child', 'child_txn queues');
 
 -- Isolation levels.
 BEGIN;

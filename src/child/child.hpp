@@ -28,6 +28,7 @@ struct ChildConn
 	shm_mq	   *response_mq;
 	char	   *gucspace;		/* room for the parent's settings */
 	Size		guc_capacity;
+	MemoryContext queue_cxt;	/* the queue handles and their buffers */
 	shm_mq_handle *request_mqh;
 	shm_mq_handle *response_mqh;
 	BackgroundWorkerHandle *worker;	/* only if we started the worker */
@@ -35,6 +36,7 @@ struct ChildConn
 	bool		peer_attached;	/* the worker attached to our queues */
 	bool		request_pending;	/* a request is out, its 'Z' not read */
 	bool		ended;			/* its 'Z' said the child's transaction is over */
+	bool		requested;		/* a request (not a handshake) was sent */
 	uint32		next_request;	/* number of the next request (from 0) */
 };
 

@@ -30,7 +30,7 @@ struct RowSink
 namespace
 {
 
-/* This session's open children (pointers into TopTransactionContext). */
+/* This session's open children (each in its segment's context). */
 ChildConn **open_children = nullptr;
 int			n_open = 0;
 int			open_capacity = 0;
@@ -95,7 +95,8 @@ abandon(ChildHeader *hdr)
  * exited) needs no detach: its worker has let go of them already or is
  * about to, and telling it would only wake it up for nothing.  The handles
  * are not tied to the segment (shm_mq_attach without one), so nothing runs
- * for them later; their memory goes with the segment's context.
+ * for them later; their memory, with a buffer for a large message, goes
+ * with their context.
  */
 void
 release_queues(ChildConn *conn)
@@ -107,6 +108,9 @@ release_queues(ChildConn *conn)
 	}
 	conn->request_mqh = nullptr;
 	conn->response_mqh = nullptr;
+	if (conn->queue_cxt != nullptr)
+		MemoryContextDelete(conn->queue_cxt);
+	conn->queue_cxt = nullptr;
 }
 
 /*
@@ -280,6 +284,39 @@ receive(ChildConn *conn, Size *nbytes, void **data)
 		{
 			conn->peer_attached = true;
 			return shm_mq_receive(conn->response_mqh, nbytes, data, false);
+		}
+		if (!pool_serves(conn->where, conn->child_id))
+			return SHM_MQ_DETACHED;
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Send a request.  A pooled worker we did not start ourselves may not have
+ * attached yet (it attaches when the request wakes it), and may die before
+ * it does, which nothing would tell the queue: a request too large for the
+ * queue is then sent piecewise, checking that the worker still serves us,
+ * as receive() does.  (A request that fits goes in at once.)
+ */
+shm_mq_result
+send_request(ChildConn *conn, shm_mq_iovec *iov, int iovcnt)
+{
+	for (;;)
+	{
+		bool		attached = conn->worker != nullptr || conn->peer_attached;
+		shm_mq_result res = shm_mq_sendv(conn->request_mqh, iov, iovcnt,
+										 !attached, true);
+
+		if (res != SHM_MQ_WOULD_BLOCK)
+			return res;
+		if (worker_attached(conn))
+		{
+			conn->peer_attached = true;
+			continue;
 		}
 		if (!pool_serves(conn->where, conn->child_id))
 			return SHM_MQ_DETACHED;
@@ -602,6 +639,8 @@ child_launch(int isolation_level, bool confirm)
 
 	seg = sp.seg;
 	hdr = sp.hdr;
+	/* its last worker, done with it (or 0 for a new segment) */
+	int32		last_worker = hdr->worker_pid;
 
 	/* Until the child is set up, an error must not leave the segment behind. */
 	PG_TRY();
@@ -638,8 +677,12 @@ child_launch(int isolation_level, bool confirm)
 		conn->gucspace = sp.gucspace;
 		conn->guc_capacity = sp.guc_capacity;
 		/* not tied to the segment: see release_queues */
+		conn->queue_cxt = AllocSetContextCreate(sp.cxt, "child_txn queues",
+												ALLOCSET_SMALL_SIZES);
+		MemoryContextSwitchTo(conn->queue_cxt);
 		conn->request_mqh = shm_mq_attach(request_mq, nullptr, nullptr);
 		conn->response_mqh = shm_mq_attach(response_mq, nullptr, nullptr);
+		MemoryContextSwitchTo(sp.cxt);
 		remember_child(conn);
 		registered = conn;
 
@@ -648,7 +691,7 @@ child_launch(int isolation_level, bool confirm)
 		 * wakes up at our first request (or at child_discard's detach).
 		 */
 		conn->where = pool_assign(dsm_segment_handle(seg), conn->child_id,
-								  self_child_id, self_depth + 1,
+								  self_child_id, self_depth + 1, last_worker,
 								  preset_endpoints, conn);
 		if (conn->where.needs_start)
 			start_worker(conn);
@@ -661,6 +704,8 @@ child_launch(int isolation_level, bool confirm)
 	}
 	PG_CATCH();
 	{
+		/* sp.cxt outlives the error handling: do not leave it current */
+		MemoryContextSwitchTo(old_cxt);
 		if (registered != nullptr)
 			child_discard(registered);
 		else
@@ -743,8 +788,8 @@ exchange(ChildConn *conn, RequestCode code, const char *sql, RowSink *sink,
 			iov[2].len = intents_len;
 			iov[3].data = sql;
 			iov[3].len = strlen(sql) + 1;
-			if (shm_mq_sendv(conn->request_mqh, iov, 4, false, true) !=
-				SHM_MQ_SUCCESS)
+			conn->requested = true;
+			if (send_request(conn, iov, 4) != SHM_MQ_SUCCESS)
 				report_worker_gone(conn->child_id);
 			wait_for_child(conn, request);
 		}
@@ -969,7 +1014,11 @@ child_txn_commit(PG_FUNCTION_ARGS)
 {
 	ChildConn  *conn = handle_arg(fcinfo);
 
-	(void) child_request(conn, RequestCode::Commit, "", nullptr);
+	/* A child that never ran anything has nothing to commit. */
+	if (!conn->requested)
+		child_discard(conn);
+	else
+		(void) child_request(conn, RequestCode::Commit, "", nullptr);
 	PG_RETURN_VOID();
 }
 
@@ -979,7 +1028,14 @@ child_txn_rollback(PG_FUNCTION_ARGS)
 {
 	ChildConn  *conn = handle_arg(fcinfo);
 
-	(void) child_request(conn, RequestCode::Rollback, "", nullptr);
+	/*
+	 * A child that never ran anything is let go of here: its worker sees
+	 * the detach and is done, without setting the child up to roll it back.
+	 */
+	if (!conn->requested)
+		child_discard(conn);
+	else
+		(void) child_request(conn, RequestCode::Rollback, "", nullptr);
 	PG_RETURN_VOID();
 }
 

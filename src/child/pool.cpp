@@ -129,8 +129,8 @@ pool_next_child_id()
 
 WorkerAssignment
 pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
-			int32 depth, void (*prepare) (PGPROC *worker, void *arg),
-			void *prepare_arg)
+			int32 depth, int32 preferred_pid,
+			void (*prepare) (PGPROC *worker, void *arg), void *prepare_arg)
 {
 	WorkerAssignment result = {-1, 0, false, 0, 0};
 	Oid			user = GetAuthenticatedUserId();
@@ -155,8 +155,16 @@ pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 			if (st == SlotState::Idle && s->database_id == MyDatabaseId &&
 				s->user_id == user)
 			{
-				/* the most recently idle one: its caches are warmest */
-				if (chosen == nullptr || s->idle_since > chosen->idle_since)
+				/*
+				 * The preferred one (see pool.hpp), else the most recently
+				 * idle one: its caches are warmest.
+				 */
+				if (chosen != nullptr && preferred_pid != 0 &&
+					chosen->worker_pid == preferred_pid)
+					continue;
+				if (chosen == nullptr ||
+					(preferred_pid != 0 && s->worker_pid == preferred_pid) ||
+					s->idle_since > chosen->idle_since)
 					chosen = s;
 			}
 			else if (st == SlotState::Free && free_one == nullptr)

@@ -98,6 +98,10 @@ uint32		pool_next_child_id();
  * worker.  When every slot is busy, wait up to child_txn.worker_wait_timeout
  * for one, then fail with ERRCODE_INSUFFICIENT_RESOURCES.
  *
+ * Among idle workers, the one with pid preferred_pid (0: none) is taken
+ * first: the caller passes the worker that last served the same segment,
+ * which likely has it mapped still and its caches warm for this caller.
+ *
  * When an idle worker is taken, prepare(worker's PGPROC, prepare_arg) runs
  * under the pool lock, before the worker can see its assignment; it must
  * not fail.  The idle worker is not woken here: the caller's first message
@@ -106,6 +110,7 @@ uint32		pool_next_child_id();
  */
 WorkerAssignment pool_assign(dsm_handle assignment, uint32 child_id,
 							 uint32 parent_child_id, int32 depth,
+							 int32 preferred_pid,
 							 void (*prepare) (PGPROC *worker, void *arg),
 							 void *prepare_arg);
 

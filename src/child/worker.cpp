@@ -448,6 +448,8 @@ execute_statements(const char *sql, bool want_rows)
 					 errhint("Roll the child back with child_txn.rollback(), "
 							 "or to a savepoint with ROLLBACK TO SAVEPOINT.")));
 		set_ps_display(GetCommandTagName(tag));
+		/* Output in the database encoding, whatever a SET did to ours. */
+		SetClientEncoding(GetDatabaseEncoding());
 		/* Each statement gets the statement_timeout in force when it starts. */
 		if (StatementTimeout > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
@@ -565,14 +567,20 @@ wait_for_request(Size *nbytes, void **data)
 	}
 }
 
-/* Set our application_name (outside a transaction: not undone by one). */
+/*
+ * Set our application_name.  Whoever the current user is (a SECURITY
+ * DEFINER caller's function owner, say), the setting is recorded as set by
+ * our authenticated user, so that it serializes the same way each time (see
+ * "Settings reuse").
+ */
 void
 set_appname(const char *value)
 {
 	MemoryContext old = MemoryContextSwitchTo(request_cxt);
 
-	(void) set_config_option("application_name", value, PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+	(void) set_config_option_ext("application_name", value, PGC_USERSET,
+								 PGC_S_SESSION, GetAuthenticatedUserId(),
+								 GUC_ACTION_SET, true, 0, false);
 	MemoryContextSwitchTo(old);
 }
 
@@ -614,12 +622,8 @@ adopt_parent_environment()
 					 hdr->application_name);
 		else
 			strlcpy(base_appname, "child_txn", sizeof(base_appname));
-		(void) set_config_option("application_name", base_appname, PGC_USERSET,
-								 PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+		set_appname(base_appname);
 		CommitTransactionCommand();
-
-		/* RestoreGUCState may have re-applied the parent's client_encoding. */
-		SetClientEncoding(GetDatabaseEncoding());
 
 		if (settings_snapshot != nullptr)
 			pfree(settings_snapshot);
@@ -636,6 +640,14 @@ adopt_parent_environment()
 	/* The child's own name, undone in end_child before the comparison. */
 	snprintf(appname, sizeof(appname), "%s %u", base_appname, hdr->child_id);
 	set_appname(appname);
+
+	/*
+	 * We talk to the parent in the database encoding.  RestoreGUCState
+	 * re-applies the parent's client_encoding, and so does the end of a
+	 * transaction that changed it temporarily (SET LOCAL, a function's SET
+	 * clause) while the setting itself stays as it was: so every child.
+	 */
+	SetClientEncoding(GetDatabaseEncoding());
 
 	/*
 	 * Restoring session_authorization resets the role; put back the

@@ -65,5 +65,45 @@ my $grown = $node->safe_psql('postgres',
 	  . "SELECT ($count) - (SELECT * FROM n)");
 ok($grown <= 6, "300 children in one session leave few segments (grew by $grown)");
 
+# A worker taken from the pool is woken by its child's first request.  If
+# it dies before that, a first request too large for the queue must fail
+# promptly, not wait for a reader that never comes.
+$node->safe_psql('postgres', "SELECT child_txn.run('SELECT 1')");
+my ($ret, $out, $err) = $node->psql('postgres', q{
+SET statement_timeout = '60s';
+BEGIN;
+SELECT child_txn.begin() AS h \gset
+SELECT pg_terminate_backend(worker_pid) FROM child_txn.children WHERE handle = :h;
+DO $$ BEGIN
+  FOR i IN 1 .. 3000 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'child_txn worker');
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
+SELECT child_txn.exec(:h, 'SELECT 1 /* ' || repeat('x', 100000) || ' */');
+});
+like($err, qr/child transaction \d+ ended abnormally/,
+	'a large first request to a worker that died unwoken fails');
+unlike($err, qr/statement timeout/, 'at once, not at statement_timeout');
+
+# Children talk to their parent in the database encoding, whatever the
+# parent's client_encoding and whatever a previous child on the same worker
+# did to its own (a SET LOCAL undone at its commit re-applies the parent's).
+$node->safe_psql('postgres',
+	"CREATE DATABASE utf8db ENCODING 'UTF8' LOCALE 'C' TEMPLATE template0");
+$node->safe_psql('utf8db', 'CREATE EXTENSION child_txn');
+my $enc = $node->safe_psql('utf8db', q{
+SET client_encoding = 'LATIN1';
+SELECT child_txn.run($$SET LOCAL client_encoding = 'UTF8'$$);
+BEGIN;
+SELECT child_txn.begin() AS h \gset
+SELECT enc, c = chr(233), octet_length(c)
+  FROM child_txn.query(:h, $$SELECT pg_client_encoding(), chr(233)$$) AS t(enc text, c text);
+SELECT child_txn.rollback(:h);
+COMMIT;
+});
+is($enc, "0\nUTF8|t|2\n", 'a child answers in the database encoding');
+
 $node->stop;
 done_testing();
