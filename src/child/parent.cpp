@@ -108,9 +108,7 @@ release_queues(ChildConn *conn)
 	}
 	conn->request_mqh = nullptr;
 	conn->response_mqh = nullptr;
-	if (conn->queue_cxt != nullptr)
-		MemoryContextDelete(conn->queue_cxt);
-	conn->queue_cxt = nullptr;
+	MemoryContextReset(conn->queue_cxt);
 }
 
 /*
@@ -148,6 +146,8 @@ struct Spare
 	dsm_segment *seg;
 	MemoryContext cxt;			/* the parent's memory for the child it
 								 * serves: reset when it serves the next */
+	MemoryContext queue_cxt;	/* the child's queue handles: reset when
+								 * the parent lets go of the queues */
 	ChildHeader *hdr;
 	shm_mq	   *request_mq;
 	shm_mq	   *response_mq;
@@ -188,6 +188,7 @@ keep_spare(const Spare &sp)
 			}
 		dsm_detach(spares[victim].seg);
 		MemoryContextDelete(spares[victim].cxt);
+		MemoryContextDelete(spares[victim].queue_cxt);
 		spares[victim] = spares[--n_spares];
 	}
 	spares[n_spares++] = sp;
@@ -204,7 +205,8 @@ child_discard(ChildConn *conn)
 	forget_child(conn);
 	if (conn->seg != nullptr)
 	{
-		Spare		sp = {conn->seg, conn->cxt, conn->hdr, conn->request_mq,
+		Spare		sp = {conn->seg, conn->cxt, conn->queue_cxt, conn->hdr,
+						  conn->request_mq,
 						  conn->response_mq, conn->gucspace,
 						  conn->guc_capacity};
 
@@ -572,6 +574,8 @@ get_segment(Size guc_len)
 	on_dsm_detach(sp.seg, parent_on_detach, PointerGetDatum(sp.hdr));
 	sp.cxt = AllocSetContextCreate(TopMemoryContext, "child_txn child",
 								   ALLOCSET_SMALL_SIZES);
+	sp.queue_cxt = AllocSetContextCreate(TopMemoryContext, "child_txn queues",
+										 ALLOCSET_SMALL_SIZES);
 	return sp;
 }
 
@@ -677,8 +681,7 @@ child_launch(int isolation_level, bool confirm)
 		conn->gucspace = sp.gucspace;
 		conn->guc_capacity = sp.guc_capacity;
 		/* not tied to the segment: see release_queues */
-		conn->queue_cxt = AllocSetContextCreate(sp.cxt, "child_txn queues",
-												ALLOCSET_SMALL_SIZES);
+		conn->queue_cxt = sp.queue_cxt;
 		MemoryContextSwitchTo(conn->queue_cxt);
 		conn->request_mqh = shm_mq_attach(request_mq, nullptr, nullptr);
 		conn->response_mqh = shm_mq_attach(response_mq, nullptr, nullptr);
