@@ -101,6 +101,8 @@ abandon(ChildHeader *hdr)
 void
 release_queues(ChildConn *conn)
 {
+	if (conn->request_mqh == nullptr)
+		return;					/* done already (parent_on_detach) */
 	if (!conn->ended)
 	{
 		shm_mq_detach(conn->request_mqh);
@@ -478,7 +480,8 @@ wait_for_child(ChildConn *conn, uint32 request)
 	int			saved_lock_timeout = LockTimeout;
 	LOCKTAG		tag;
 
-	set_exec_locktag(&tag, MyDatabaseId, conn->where.slot, request);
+	set_exec_locktag(&tag, MyDatabaseId, conn->where.slot,
+					 conn->where.generation, request);
 	LockTimeout = 0;
 	PG_TRY();
 	{
@@ -612,6 +615,7 @@ child_launch(int isolation_level, bool confirm)
 	shm_mq	   *response_mq;
 	ChildConn  *conn;
 	ChildConn  *volatile registered = nullptr;
+	volatile bool worker_given = false;	/* a worker has the segment */
 	Oid			current_user;
 	int			sec_context;
 
@@ -704,11 +708,19 @@ child_launch(int isolation_level, bool confirm)
 			hdr->worker_pid = conn->where.worker_pid;
 			SpinLockRelease(&hdr->mutex);
 		}
+		worker_given = true;
 	}
 	PG_CATCH();
 	{
 		/* sp.cxt outlives the error handling: do not leave it current */
 		MemoryContextSwitchTo(old_cxt);
+		if (registered != nullptr && !worker_given)
+		{
+			/* No worker will ever be done with it: say so for it. */
+			SpinLockAcquire(&hdr->mutex);
+			hdr->worker_done = true;
+			SpinLockRelease(&hdr->mutex);
+		}
 		if (registered != nullptr)
 			child_discard(registered);
 		else

@@ -141,19 +141,26 @@ struct ChildHeader
 constexpr uint32 kExecLockClass = 0x4354;
 
 /*
- * Execution lock number n of the worker in pool slot `slot`.  It shows in
- * pg_locks as locktype 'userlock' with database = the worker's database,
- * classid = 17236, objid = the pool slot and objsubid = n % 2.  It belongs
- * to the default lock method, so nothing a user can run
- * (pg_advisory_unlock_all, DISCARD) releases it.
+ * Execution lock number n of the worker in pool slot `slot`, generation
+ * `generation` (the slot's generation when the worker took it).  It shows
+ * in pg_locks as locktype 'userlock' with database = the worker's
+ * database, classid = 17236, objid = the pool slot and objsubid =
+ * 2 * (generation % 32768) + n % 2.  The generation keeps a parent whose
+ * reserved worker died before its first request from waiting on the lock
+ * of the next worker in the same slot (it would need 32768 workers in
+ * that slot meanwhile to meet the same tag again).  It belongs to the
+ * default lock method, so nothing a user can run (pg_advisory_unlock_all,
+ * DISCARD) releases it.
  */
 inline void
-set_exec_locktag(LOCKTAG *tag, Oid database_id, int slot, uint32 parity)
+set_exec_locktag(LOCKTAG *tag, Oid database_id, int slot, uint32 generation,
+				 uint32 n)
 {
 	tag->locktag_field1 = database_id;
 	tag->locktag_field2 = kExecLockClass;
 	tag->locktag_field3 = static_cast<uint32>(slot);
-	tag->locktag_field4 = static_cast<uint16>(parity & 1);
+	tag->locktag_field4 = static_cast<uint16>(((generation & 0x7FFF) << 1) |
+											  (n & 1));
 	tag->locktag_type = LOCKTAG_USERLOCK;
 	tag->locktag_lockmethodid = DEFAULT_LOCKMETHOD;
 }

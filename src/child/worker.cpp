@@ -56,6 +56,7 @@ shm_mq_handle *response_mqh = nullptr;
 uint32		request_number = 0;	/* of the request being served / next */
 int			lock_slot = -1;		/* our pool slot: names our execution locks */
 Oid			lock_database = InvalidOid;
+uint32		lock_generation = 0;	/* our slot's generation */
 bool		child_started = false;	/* the child's environment is set up */
 
 /*
@@ -228,7 +229,7 @@ take_exec_lock(uint32 n)
 {
 	LOCKTAG		tag;
 
-	set_exec_locktag(&tag, lock_database, lock_slot, n);
+	set_exec_locktag(&tag, lock_database, lock_slot, lock_generation, n);
 	if (!LockHeldByMe(&tag, ExclusiveLock))
 		(void) LockAcquire(&tag, ExclusiveLock, true, false);
 }
@@ -239,7 +240,7 @@ drop_exec_lock(uint32 n)
 {
 	LOCKTAG		tag;
 
-	set_exec_locktag(&tag, lock_database, lock_slot, n);
+	set_exec_locktag(&tag, lock_database, lock_slot, lock_generation, n);
 	if (LockHeldByMe(&tag, ExclusiveLock))
 		LockRelease(&tag, ExclusiveLock, true);
 }
@@ -448,8 +449,6 @@ execute_statements(const char *sql, bool want_rows)
 					 errhint("Roll the child back with child_txn.rollback(), "
 							 "or to a savepoint with ROLLBACK TO SAVEPOINT.")));
 		set_ps_display(GetCommandTagName(tag));
-		/* Output in the database encoding, whatever a SET did to ours. */
-		SetClientEncoding(GetDatabaseEncoding());
 		/* Each statement gets the statement_timeout in force when it starts. */
 		if (StatementTimeout > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
@@ -568,6 +567,44 @@ wait_for_request(Size *nbytes, void **data)
 }
 
 /*
+ * We talk to parents in the database encoding, never converting: a parent
+ * takes our output as such.  But client_encoding comes with the parent's
+ * settings, and a child can set it (SET, SET LOCAL, set_config(), a
+ * function's SET clause, and the end of any of these), each time making
+ * the setting's assign hook convert our output from then on.  So in a
+ * worker the hook converts nothing, whatever the setting says: the setting
+ * keeps its value (SHOW shows it), the output stays in the database
+ * encoding (pg_client_encoding() says which).  Installed once, at start.
+ */
+void
+assign_client_encoding_in_worker(const char *newval, void *extra)
+{
+	(void) SetClientEncoding(GetDatabaseEncoding());
+}
+
+void
+fix_output_encoding()
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+	bool		found = false;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (vars[i]->vartype == PGC_STRING &&
+			strcmp(vars[i]->name, "client_encoding") == 0)
+		{
+			reinterpret_cast<struct config_string *>(vars[i])->assign_hook =
+				assign_client_encoding_in_worker;
+			found = true;
+		}
+	}
+	if (!found)
+		elog(FATAL, "child_txn worker: parameter \"client_encoding\" not found");
+	(void) SetClientEncoding(GetDatabaseEncoding());
+}
+
+/*
  * Set our application_name.  Whoever the current user is (a SECURITY
  * DEFINER caller's function owner, say), the setting is recorded as set by
  * our authenticated user, so that it serializes the same way each time (see
@@ -640,14 +677,6 @@ adopt_parent_environment()
 	/* The child's own name, undone in end_child before the comparison. */
 	snprintf(appname, sizeof(appname), "%s %u", base_appname, hdr->child_id);
 	set_appname(appname);
-
-	/*
-	 * We talk to the parent in the database encoding.  RestoreGUCState
-	 * re-applies the parent's client_encoding, and so does the end of a
-	 * transaction that changed it temporarily (SET LOCAL, a function's SET
-	 * clause) while the setting itself stays as it was: so every child.
-	 */
-	SetClientEncoding(GetDatabaseEncoding());
 
 	/*
 	 * Restoring session_authorization resets the role; put back the
@@ -971,11 +1000,12 @@ child_txn_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(slot->database_id,
 											  slot->user_id, 0);
 	/* We talk to parents, in the database encoding, never to a client. */
-	SetClientEncoding(GetDatabaseEncoding());
+	fix_output_encoding();
 
 	/* Hold the lock of request 0 from now on (see protocol.hpp). */
 	lock_slot = pool_worker_slot();
 	lock_database = slot->database_id;
+	lock_generation = generation;
 	request_number = 0;
 	take_exec_lock(0);
 

@@ -87,6 +87,33 @@ like($err, qr/child transaction \d+ ended abnormally/,
 	'a large first request to a worker that died unwoken fails');
 unlike($err, qr/statement timeout/, 'at once, not at statement_timeout');
 
+# The same, with a small first request, after another worker has taken the
+# dead worker's slot: the parent must not wait on the new worker's
+# execution lock (the lock tag carries the slot's generation).
+$node->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'child_txn worker'");
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'child_txn worker'");
+($ret, $out, $err) = $node->psql('postgres', q{
+SET statement_timeout = '60s';
+SELECT child_txn.run('SELECT 1');
+BEGIN;
+SELECT child_txn.begin() AS h \gset
+SELECT pg_terminate_backend(worker_pid) FROM child_txn.children WHERE handle = :h;
+DO $$ BEGIN
+  FOR i IN 1 .. 3000 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'child_txn worker');
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
+SELECT child_txn.run('SELECT 1');
+SELECT child_txn.exec(:h, 'SELECT 1');
+});
+like($err, qr/child transaction \d+ ended abnormally/,
+	'a first request to a worker that died unwoken fails when its slot has a new worker');
+unlike($err, qr/statement timeout/, 'at once, not at statement_timeout');
+
 # Children talk to their parent in the database encoding, whatever the
 # parent's client_encoding and whatever a previous child on the same worker
 # did to its own (a SET LOCAL undone at its commit re-applies the parent's).
@@ -100,10 +127,15 @@ BEGIN;
 SELECT child_txn.begin() AS h \gset
 SELECT enc, c = chr(233), octet_length(c)
   FROM child_txn.query(:h, $$SELECT pg_client_encoding(), chr(233)$$) AS t(enc text, c text);
+SELECT enc, c = chr(233), octet_length(c)
+  FROM child_txn.query(:h, $$SELECT set_config('client_encoding', 'LATIN1', false),
+                                   pg_client_encoding(), chr(233)$$)
+       AS t(s text, enc text, c text);
 SELECT child_txn.rollback(:h);
 COMMIT;
 });
-is($enc, "0\nUTF8|t|2\n", 'a child answers in the database encoding');
+is($enc, "0\nUTF8|t|2\nUTF8|t|2\n",
+	'a child answers in the database encoding, also after setting client_encoding itself');
 
 $node->stop;
 done_testing();
