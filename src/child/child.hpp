@@ -53,13 +53,13 @@ struct RequestResult
 
 /*
  * Start a child of the current transaction at the given isolation level
- * (XACT_READ_COMMITTED, ...) on a pooled worker.  With confirm, wait until
- * the worker has set the child up (so that errors doing so show now);
- * without, an idle worker sets it up as part of the first request.  The
- * child is registered as open in this session until it ends; open children
- * are rolled back when the transaction ends.
+ * (XACT_READ_COMMITTED, ...) on a pooled worker.  A new worker sets the
+ * child up before this returns (so that errors doing so show now); an idle
+ * one sets it up as part of the child's first request.  The child is
+ * registered as open in this session until it ends; open children are
+ * rolled back when the transaction ends.
  */
-ChildConn  *child_launch(int isolation_level, bool confirm);
+ChildConn  *child_launch(int isolation_level);
 
 /*
  * Send one request and wait for its result: a lock-manager wait on the

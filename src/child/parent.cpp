@@ -606,7 +606,7 @@ static RequestResult exchange(ChildConn *conn, RequestCode code,
 							  const char *sql, RowSink *sink, bool handshake);
 
 ChildConn *
-child_launch(int isolation_level, bool confirm)
+child_launch(int isolation_level)
 {
 	Size		guc_len;
 	dsm_segment *seg;
@@ -737,14 +737,11 @@ child_launch(int isolation_level, bool confirm)
 
 	/*
 	 * A new worker announces itself once it has set the child up; an idle
-	 * one sets the child up as part of its first request (see protocol.hpp),
-	 * unless the caller wants the set-up confirmed now.
+	 * one sets the child up as part of its first request (see protocol.hpp).
 	 */
 	conn->next_request = conn->where.next_request;
 	if (conn->where.needs_start)
 		(void) exchange(conn, RequestCode::Start, "", nullptr, true);
-	else if (confirm)
-		(void) child_request(conn, RequestCode::Start, "", nullptr);
 	else
 		pool_set_child_state(conn->where, conn->child_id, ChildState::Idle);
 	return conn;
@@ -963,7 +960,7 @@ child_txn_begin(PG_FUNCTION_ARGS)
 	 * worker sets the child up as part of its first request (a new worker
 	 * confirms its set-up at once anyway).  Saves a round trip per child.
 	 */
-	PG_RETURN_INT32(static_cast<int32>(child_launch(level, false)->child_id));
+	PG_RETURN_INT32(static_cast<int32>(child_launch(level)->child_id));
 }
 
 /*
@@ -1065,7 +1062,7 @@ extern "C" Datum
 child_txn_run(PG_FUNCTION_ARGS)
 {
 	char	   *sql = sql_arg(fcinfo, 0, "child_txn.run()");
-	ChildConn  *conn = child_launch(XACT_READ_COMMITTED, false);
+	ChildConn  *conn = child_launch(XACT_READ_COMMITTED);
 
 	PG_RETURN_INT64(child_request(conn, RequestCode::OneShot, sql, nullptr).nprocessed);
 }
