@@ -267,35 +267,54 @@ worker_attached(ChildConn *conn)
 	return attached;
 }
 
+/* Can we count on the worker's exit to detach our queues? */
+bool
+peer_known(const ChildConn *conn)
+{
+	return conn->worker != nullptr || conn->peer_attached;
+}
+
+/*
+ * A queue operation on a pooled worker we did not start ourselves would
+ * block, and the worker may not have attached yet (nor ever, if it died
+ * first: nothing would then detach the queue).  Returns false if it no
+ * longer serves us; true once it has attached (peer_attached), or after
+ * waiting up to 100 ms for either, for the caller to try again.
+ */
+bool
+await_peer(ChildConn *conn)
+{
+	if (worker_attached(conn))
+	{
+		conn->peer_attached = true;
+		return true;
+	}
+	if (!pool_serves(conn->where, conn->child_id))
+		return false;
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 100L, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	return true;
+}
+
 /*
  * Receive one message from the child.  Once the worker has attached to the
- * queue its exit detaches the queue, which ends the wait; before that (a
- * pooled worker we did not start ourselves) we poll that it still serves us.
+ * queue its exit detaches the queue, which ends the wait; before that, see
+ * await_peer.
  */
 shm_mq_result
 receive(ChildConn *conn, Size *nbytes, void **data)
 {
-	if (conn->worker != nullptr || conn->peer_attached)
-		return shm_mq_receive(conn->response_mqh, nbytes, data, false);
 	for (;;)
 	{
 		shm_mq_result res = shm_mq_receive(conn->response_mqh, nbytes, data,
-										   true);
+										   !peer_known(conn));
 
 		if (res != SHM_MQ_WOULD_BLOCK)
 			return res;
-		if (worker_attached(conn))
-		{
-			conn->peer_attached = true;
-			return shm_mq_receive(conn->response_mqh, nbytes, data, false);
-		}
-		if (!pool_serves(conn->where, conn->child_id))
+		if (!await_peer(conn))
 			return SHM_MQ_DETACHED;
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 100L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
 	}
 }
 
@@ -311,24 +330,13 @@ send_request(ChildConn *conn, shm_mq_iovec *iov, int iovcnt)
 {
 	for (;;)
 	{
-		bool		attached = conn->worker != nullptr || conn->peer_attached;
 		shm_mq_result res = shm_mq_sendv(conn->request_mqh, iov, iovcnt,
-										 !attached, true);
+										 !peer_known(conn), true);
 
 		if (res != SHM_MQ_WOULD_BLOCK)
 			return res;
-		if (worker_attached(conn))
-		{
-			conn->peer_attached = true;
-			continue;
-		}
-		if (!pool_serves(conn->where, conn->child_id))
+		if (!await_peer(conn))
 			return SHM_MQ_DETACHED;
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 100L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
 	}
 }
 

@@ -143,6 +143,7 @@ pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 	for (;;)
 	{
 		PoolSlot   *chosen = nullptr;
+		PoolSlot   *preferred = nullptr;
 		PoolSlot   *free_one = nullptr;
 		PoolSlot   *stranger = nullptr;
 
@@ -159,12 +160,9 @@ pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 				 * The preferred one (see pool.hpp), else the most recently
 				 * idle one: its caches are warmest.
 				 */
-				if (chosen != nullptr && preferred_pid != 0 &&
-					chosen->worker_pid == preferred_pid)
-					continue;
-				if (chosen == nullptr ||
-					(preferred_pid != 0 && s->worker_pid == preferred_pid) ||
-					s->idle_since > chosen->idle_since)
+				if (preferred_pid != 0 && s->worker_pid == preferred_pid)
+					preferred = s;
+				else if (chosen == nullptr || s->idle_since > chosen->idle_since)
 					chosen = s;
 			}
 			else if (st == SlotState::Free && free_one == nullptr)
@@ -173,6 +171,8 @@ pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 					 (stranger == nullptr || s->idle_since < stranger->idle_since))
 				stranger = s;
 		}
+		if (preferred != nullptr)
+			chosen = preferred;
 		if (chosen != nullptr)
 		{
 			chosen->state = static_cast<int32>(SlotState::Busy);

@@ -65,6 +65,17 @@ my $grown = $node->safe_psql('postgres',
 	  . "SELECT ($count) - (SELECT * FROM n)");
 ok($grown <= 6, "300 children in one session leave few segments (grew by $grown)");
 
+# SQL that waits until no child worker is left (one was just terminated).
+my $until_no_worker = q{
+DO $$ BEGIN
+  FOR i IN 1 .. 3000 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'child_txn worker');
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
+};
+
 # A worker taken from the pool is woken by its child's first request.  If
 # it dies before that, a first request too large for the queue must fail
 # promptly, not wait for a reader that never comes.
@@ -74,13 +85,7 @@ SET statement_timeout = '60s';
 BEGIN;
 SELECT child_txn.begin() AS h \gset
 SELECT pg_terminate_backend(worker_pid) FROM child_txn.children WHERE handle = :h;
-DO $$ BEGIN
-  FOR i IN 1 .. 3000 LOOP
-    PERFORM pg_stat_clear_snapshot();
-    EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'child_txn worker');
-    PERFORM pg_sleep(0.01);
-  END LOOP;
-END $$;
+} . $until_no_worker . q{
 SELECT child_txn.exec(:h, 'SELECT 1 /* ' || repeat('x', 100000) || ' */');
 });
 like($err, qr/child transaction \d+ ended abnormally/,
@@ -100,13 +105,7 @@ SELECT child_txn.run('SELECT 1');
 BEGIN;
 SELECT child_txn.begin() AS h \gset
 SELECT pg_terminate_backend(worker_pid) FROM child_txn.children WHERE handle = :h;
-DO $$ BEGIN
-  FOR i IN 1 .. 3000 LOOP
-    PERFORM pg_stat_clear_snapshot();
-    EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'child_txn worker');
-    PERFORM pg_sleep(0.01);
-  END LOOP;
-END $$;
+} . $until_no_worker . q{
 SELECT child_txn.run('SELECT 1');
 SELECT child_txn.exec(:h, 'SELECT 1');
 });
