@@ -250,6 +250,22 @@ SELECT gc_definer('via definer');
 RESET ROLE;
 SELECT v, by_user = current_user AS by_owner FROM gc_trig WHERE v = 'via definer';
 
+-- A trigger running in the group-commit worker cannot queue writes of its
+-- own (the worker would wait for itself): that write fails alone, 0A000.
+CREATE TABLE gc_fired (v text);
+CREATE TABLE gc_firing (v text);
+CREATE FUNCTION gc_firing_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM child_txn.append('gc_fired', ROW(NEW.v)::gc_fired);
+  RETURN NEW;
+END $$;
+CREATE TRIGGER gc_firing_t AFTER INSERT ON gc_firing
+  FOR EACH ROW WHEN (NEW.v LIKE 'relay%') EXECUTE FUNCTION gc_firing_fn();
+SELECT gc_try($$SELECT child_txn.append('gc_firing', ROW('relay me')::gc_firing)$$);
+SELECT child_txn.append('gc_firing', ROW('plain row')::gc_firing);
+SELECT * FROM gc_firing;
+SELECT count(*) AS fired FROM gc_fired;
+
 -- The statistics view.
 SELECT database = current_database() AS db, batches > 0 AS batched,
        writes > 0 AS wrote, failures > 0 AS failed, deferrals > 0 AS deferred,
@@ -258,7 +274,8 @@ SELECT database = current_database() AS db, batches > 0 AS batched,
   FROM child_txn.group_commit_stats WHERE database = current_database();
 
 DROP FUNCTION gc_definer(text);
-DROP TABLE gc_rls, gc_trig, gc_cols, gc_other;
+DROP TABLE gc_rls, gc_trig, gc_cols, gc_other, gc_firing, gc_fired;
+DROP FUNCTION gc_firing_fn();
 DROP FUNCTION gc_trig_fn();
 REVOKE ALL ON gc_log FROM gc_writer, gc_reader;
 REVOKE ALL ON SEQUENCE gc_log_id_seq FROM gc_writer;

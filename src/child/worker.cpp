@@ -997,8 +997,10 @@ child_txn_worker_main(Datum main_arg)
 	first = pool_worker_first();
 	if (first == DSM_HANDLE_INVALID || !attach_child(first))
 		proc_exit(0);
+	/* a child is part of a session already connected: ALLOW_CONNECTIONS was its to obey */
 	BackgroundWorkerInitializeConnectionByOid(slot->database_id,
-											  slot->user_id, 0);
+											  slot->user_id,
+											  BGWORKER_BYPASS_ALLOWCONN);
 	/* We talk to parents, in the database encoding, never to a client. */
 	fix_output_encoding();
 

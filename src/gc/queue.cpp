@@ -196,6 +196,8 @@ retire_database(Oid database_id)
 		(void) kill(pid, SIGTERM);
 }
 
+bool		am_group_commit_worker = false;
+
 void
 wake_procno(int procno)
 {

@@ -200,6 +200,12 @@ void		retire_database(Oid database_id);
  */
 void		forget_session_writes();
 
+/*
+ * Set in the group-commit worker: a trigger or default running there must
+ * not queue writes of its own (the worker would wait for itself).
+ */
+extern bool am_group_commit_worker;
+
 /* Wake the process behind a PGPROC number. */
 void		wake_procno(int procno);
 

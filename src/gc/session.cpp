@@ -26,6 +26,9 @@ namespace
 
 bool		exit_callback_registered = false;	/* also: this process queued writes */
 
+/* Queue memory holding rows not yet in a slot (submit() waits for one). */
+dsa_pointer unqueued_rows = InvalidDsaPointer;
+
 /* A registered group-commit worker not running after this is presumed lost. */
 constexpr int kWorkerStartTimeoutMs = 10000;
 
@@ -134,6 +137,12 @@ session_exit(int, Datum)
 {
 	/* a FATAL outside a transaction may have left our LWLock held */
 	LWLockReleaseAll();
+	/* a FATAL (terminate) while waiting for a free slot does not unwind */
+	if (DsaPointerIsValid(unqueued_rows))
+	{
+		dsa_free(area(), unqueued_rows);
+		unqueued_rows = InvalidDsaPointer;
+	}
 	forget_session_writes();
 }
 
@@ -724,10 +733,31 @@ struct Rows
 	uint32		shape_hash;
 };
 
+/*
+ * A trigger, default or rule of a table written by group commit runs in the
+ * worker: a write it queued would wait for the worker, or be applied again
+ * each time its batch is rerun.
+ */
+void
+refuse_in_worker(const char *fname)
+{
+	if (am_group_commit_worker)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s cannot be called inside the group-commit worker", fname),
+				 errdetail("A trigger, default or rule of a table written by "
+						   "group commit called it; the worker would wait for "
+						   "its own write."),
+				 errhint("Insert directly in the trigger: the row then commits "
+						 "with the write that fired it.")));
+}
+
 Rows
 check_target(FunctionCallInfo fcinfo, const char *fname)
 {
 	Rows		r{};
+
+	refuse_in_worker(fname);
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -791,6 +821,128 @@ wrong_type(Oid relid, Oid given, bool array)
 	pg_unreachable();
 }
 
+/* Queue memory for rows: after a failure, return empty superblocks and retry. */
+dsa_pointer
+allocate_rows(dsa_area *a, Size size)
+{
+	dsa_pointer p = dsa_allocate_extended(a, size, DSA_ALLOC_NO_OOM);
+
+	if (!DsaPointerIsValid(p))
+	{
+		dsa_trim(a);
+		p = dsa_allocate_extended(a, size, DSA_ALLOC_NO_OOM);
+	}
+	return p;
+}
+
+/* Free rows that never made it into a slot. */
+void
+give_back_rows(dsa_pointer *chunk)
+{
+	if (DsaPointerIsValid(*chunk))
+		dsa_free(area(), *chunk);
+	*chunk = InvalidDsaPointer;
+	unqueued_rows = InvalidDsaPointer;
+}
+
+/* Wait for room in the queue, interruptibly: a cancel leaves nothing queued. */
+void
+wait_for_room(ConditionVariable *cv, long timeout, dsa_pointer *chunk)
+{
+	PG_TRY();
+	{
+		(void) ConditionVariableTimedSleep(cv, timeout, PG_WAIT_EXTENSION);
+	}
+	PG_CATCH();
+	{
+		give_back_rows(chunk);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/* Does no queued write hold rows (all of the queue's memory is free)? */
+bool
+queue_holds_no_rows()
+{
+	Queue	   *q = queue();
+	bool		none = true;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	for (int i = 0; i < q->nslots && none; i++)
+		none = !DsaPointerIsValid(q->slots[i].rows);
+	LWLockRelease(q->lock);
+	return none;
+}
+
+/*
+ * How many writes of this session in the queue wait for a lock this
+ * transaction holds: queued or deferred writes to a table it holds a
+ * conflicting lock on, and writes deferred on a row lock of its own
+ * transaction.  *relid: the table of one of them.
+ */
+int
+self_blocked_writes(Oid *relid)
+{
+	/* what blocks a write: a table, or a row lock of a transaction */
+	struct Blocker
+	{
+		Oid			relid;
+		LOCKTAG		tag;
+		bool		tag_valid;
+		int			writes;
+	};
+	constexpr int kMaxBlockers = 64;
+	Blocker		c[kMaxBlockers];
+	int			n = 0;
+	int			blocked = 0;
+	Queue	   *q = queue();
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	for (int i = 0; i < q->nslots; i++)
+	{
+		const WriteSlot *w = &q->slots[i];
+
+		if (!mine(w) || (w->state != static_cast<int32>(WriteState::Queued) &&
+						 w->state != static_cast<int32>(WriteState::Deferred)))
+			continue;
+		bool		tag_valid = w->state == static_cast<int32>(WriteState::Deferred) &&
+			w->defer_tag_valid &&
+			w->defer_tag.locktag_type == LOCKTAG_TRANSACTION;
+		int			k;
+
+		for (k = 0; k < n; k++)
+			if (c[k].relid == w->relid && c[k].tag_valid == tag_valid &&
+				(!tag_valid || memcmp(&c[k].tag, &w->defer_tag, sizeof(LOCKTAG)) == 0))
+				break;
+		if (k == n)
+		{
+			if (n == kMaxBlockers)
+				continue;
+			c[n].relid = w->relid;
+			c[n].tag = w->defer_tag;
+			c[n].tag_valid = tag_valid;
+			c[n].writes = 0;
+			n++;
+		}
+		c[k].writes++;
+	}
+	LWLockRelease(q->lock);
+
+	for (int i = 0; i < n; i++)
+	{
+		LOCKMODE	held;
+
+		if (holds_conflicting_lock(c[i].relid, &held) ||
+			(c[i].tag_valid && LockHeldByMe(&c[i].tag, ExclusiveLock)))
+		{
+			*relid = c[i].relid;
+			blocked += c[i].writes;
+		}
+	}
+	return blocked;
+}
+
 void
 submit(const Rows &rows, bool wait)
 {
@@ -810,6 +962,9 @@ submit(const Rows &rows, bool wait)
 		before_shmem_exit(session_exit, (Datum) 0);
 		exit_callback_registered = true;
 	}
+	/* rows an error left without a slot (none of the paths above should) */
+	if (DsaPointerIsValid(unqueued_rows))
+		give_back_rows(&unqueued_rows);
 	report_earlier_failures();
 
 	if (wait && holds_conflicting_lock(rows.relid, &held))
@@ -829,11 +984,16 @@ submit(const Rows &rows, bool wait)
 											   settings::queue_wait_timeout);
 
 	/* Room for the rows, then a slot: wait while the queue is full. */
+	int			fruitless = 0;	/* allocations failed with the queue empty */
+
 	ConditionVariablePrepareToSleep(&q->space_freed);
 	for (;;)
 	{
 		if (!DsaPointerIsValid(chunk))
-			chunk = dsa_allocate_extended(a, rows.total, DSA_ALLOC_NO_OOM);
+		{
+			chunk = allocate_rows(a, rows.total);
+			unqueued_rows = chunk;
+		}
 		if (DsaPointerIsValid(chunk))
 		{
 			LWLockAcquire(q->lock, LW_EXCLUSIVE);
@@ -842,7 +1002,7 @@ submit(const Rows &rows, bool wait)
 			if (index < 0)
 			{
 				LWLockRelease(q->lock);
-				dsa_free(a, chunk);
+				give_back_rows(&chunk);
 				too_many_databases();
 			}
 			int			i = alloc_slot();
@@ -871,6 +1031,7 @@ submit(const Rows &rows, bool wait)
 				w->shape_natts = rows.shape_natts;
 				w->shape_hash = rows.shape_hash;
 				w->rows = chunk;
+				unqueued_rows = InvalidDsaPointer;
 				w->rows_len = rows.total;
 				w->nrows = rows.nrows;
 				w->queued_at = GetCurrentTimestamp();
@@ -887,18 +1048,59 @@ submit(const Rows &rows, bool wait)
 			if (ref.slot >= 0)
 				break;
 		}
+		else if (queue_holds_no_rows() && ++fruitless >= 2)
+		{
+			/*
+			 * Twice, with nothing queued anywhere: the free memory is too
+			 * cut up for these rows (a size class keeps a superblock even
+			 * when empty), and waiting would not change that.
+			 */
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("write of %zu bytes does not fit in the group-commit queue's free memory",
+							rows.total),
+					 errdetail("Nothing else is queued; the queue's memory is "
+							   "fragmented by earlier writes of other sizes."),
+					 errhint("Split it into smaller appends, or raise "
+							 "child_txn.queue_memory (currently %d kB).",
+							 settings::queue_memory)));
+		}
 
-		volatile long timeout = -1;
+		/* Waiting for room that our own deferred writes take is waiting for ourselves. */
+		Oid			self_relid;
+		int			nself = self_blocked_writes(&self_relid);
+
+		if (nself > 0)
+		{
+			ConditionVariableCancelSleep();
+			give_back_rows(&chunk);
+			char	   *relname = get_rel_name(self_relid);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("cannot wait for room in the full group-commit queue: "
+							"%d write(s) of this transaction in it wait for a lock it holds",
+							nself),
+					 errdetail("Writes to table \"%s\" queued without waiting cannot "
+							   "be applied before this transaction ends.",
+							   relname ? relname : "?"),
+					 errhint("Queue fewer writes while holding the lock, or raise "
+							 "child_txn.queue_size or child_txn.queue_memory.")));
+		}
+
+		/* re-check the above now and then: deferrals do not wake us */
+		long		timeout = fruitless > 0 ? 100L : 1000L;
 
 		if (deadline != 0)
 		{
-			timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-													  deadline);
-			if (timeout <= 0)
+			long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+															   deadline);
+
+			if (left <= 0)
 			{
 				ConditionVariableCancelSleep();
-				if (DsaPointerIsValid(chunk))
-					dsa_free(a, chunk);
+				give_back_rows(&chunk);
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 						 errmsg("the group-commit queue stayed full for %d ms; the write was not queued",
@@ -906,23 +1108,9 @@ submit(const Rows &rows, bool wait)
 						 errhint("Raise child_txn.queue_size or child_txn.queue_memory, "
 								 "or child_txn.queue_wait_timeout.")));
 			}
+			timeout = Min(timeout, left);
 		}
-		/* interruptible; a cancel leaves nothing queued */
-		PG_TRY();
-		{
-			if (timeout < 0)
-				ConditionVariableSleep(&q->space_freed, PG_WAIT_EXTENSION);
-			else
-				(void) ConditionVariableTimedSleep(&q->space_freed, timeout,
-												   PG_WAIT_EXTENSION);
-		}
-		PG_CATCH();
-		{
-			if (DsaPointerIsValid(chunk))
-				dsa_free(a, chunk);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
+		wait_for_room(&q->space_freed, timeout, &chunk);
 	}
 	ConditionVariableCancelSleep();
 
@@ -1047,6 +1235,8 @@ child_txn_flush(PG_FUNCTION_ARGS)
 	Oid			locked_relid = InvalidOid;
 	WaitProgress progress;
 	int64		waited = 0;
+
+	refuse_in_worker("child_txn.flush()");
 
 	for (;;)
 	{

@@ -1158,7 +1158,10 @@ child_txn_group_commit_main(Datum main_arg)
 	LWLockRelease(q->lock);
 
 	before_shmem_exit(worker_exit, (Datum) 0);
-	BackgroundWorkerInitializeConnectionByOid(database_id, InvalidOid, 0);
+	am_group_commit_worker = true;
+	/* sessions already connected queued these writes: ALLOW_CONNECTIONS is theirs to obey */
+	BackgroundWorkerInitializeConnectionByOid(database_id, InvalidOid,
+											  BGWORKER_BYPASS_ALLOWCONN);
 	connected = true;
 	pgstat_report_appname("child_txn group commit");
 	probe_timeout = RegisterTimeout(USER_TIMEOUT, row_wait_probe);

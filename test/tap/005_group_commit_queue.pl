@@ -60,6 +60,51 @@ ok($node->poll_query_until('postgres', 'SELECT count(*) = 17 FROM q'),
 is($node->safe_psql('postgres', 'SELECT count(*) FROM q WHERE i >= 100'), '0',
 	'refused writes were not written');
 
+# A session whose own deferred writes fill the queue gets an error instead
+# of waiting for room only it can make (it holds the lock they wait for).
+$node->safe_psql('postgres', 'TRUNCATE q');
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET statement_timeout = '20s'; BEGIN; LOCK q IN EXCLUSIVE MODE; "
+	  . "SELECT child_txn.append('q', ROW(i)::q, false) FROM generate_series(1, 17) i");
+like($stderr, qr/cannot wait for room in the full group-commit queue: 16 write\(s\) of this transaction in it wait for a lock it holds/,
+	'waiting for room held by our own deferred writes is an error, not a hang');
+$node->safe_psql('postgres', 'SELECT child_txn.flush()');
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 16 FROM q'),
+	'the sixteen writes queued before the error are applied once the lock is gone');
+
+# Rows of a write that waited for a slot are freed when its session is
+# terminated (a FATAL does not unwind): the queue's memory comes back.
+$node->safe_psql('postgres', 'CREATE TABLE big (t text)');
+my $big_row = "(SELECT ROW(string_agg(md5(g::text), ''))::big FROM generate_series(1, 95000) g)";
+$locker->query_safe('BEGIN; LOCK q IN EXCLUSIVE MODE');
+$node->safe_psql('postgres',
+	"SELECT child_txn.append('q', ROW(i)::q, false) FROM generate_series(1, 16) i");
+my @big_waiters;
+for my $n (1 .. 2)
+{
+	my $s = $node->background_psql('postgres');
+	$s->query_until(qr/started/,
+		"\\echo started\nSELECT child_txn.append('big', $big_row, false);\n");
+	push @big_waiters, $s;
+}
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 2 FROM pg_stat_activity WHERE wait_event_type = 'Extension' "
+	  . "AND query LIKE '%append(''big''%'"),
+	'two 3 MB writes wait for a slot, their rows already in queue memory');
+$node->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	  . "WHERE query LIKE '%append(''big''%' AND pid <> pg_backend_pid()");
+# their psql may be gone already
+for my $s (@big_waiters) { eval { $s->quit; }; }
+$locker->query_safe('COMMIT');
+$node->safe_psql('postgres', 'SELECT child_txn.flush()');
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 32 FROM q'),
+	'the queue drained');
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET statement_timeout = '20s'; SELECT child_txn.append('big', $big_row)");
+is($ret, 0, 'a 3 MB write fits again: terminated waiters left no rows behind')
+  or diag($stderr);
+
 # max_batch_size: at most that many rows per batch.
 $node->safe_psql('postgres', 'TRUNCATE q');
 $node->append_conf('postgresql.conf', "child_txn.max_batch_size = 2");
@@ -87,6 +132,19 @@ my $t0 = time();
 $node->safe_psql('postgres', "SELECT child_txn.append('q', ROW(1000)::q)");
 my $elapsed = time() - $t0;
 cmp_ok($elapsed, '>=', 0.29, "with max_batch_delay = 300ms a lone append took ${elapsed}s");
+
+# A database closed to new connections keeps its group commit (and child
+# transactions) for the sessions already in it.
+$node->safe_psql('postgres', 'CREATE DATABASE closed');
+$node->safe_psql('closed', 'CREATE EXTENSION child_txn; CREATE TABLE c (i int)');
+my $inside = $node->background_psql('closed');
+$node->safe_psql('postgres', 'ALTER DATABASE closed ALLOW_CONNECTIONS false');
+$inside->query_safe("SET statement_timeout = '20s'");
+$inside->query_safe("SELECT child_txn.append('c', ROW(1)::c)");
+$inside->query_safe("SELECT child_txn.run('INSERT INTO c VALUES (2)')");
+is($inside->query_safe('SELECT string_agg(i::text, \',\' ORDER BY i) FROM c'), '1,2',
+	'append() and run() work in a database that allows no new connections');
+$inside->quit;
 
 $locker->quit;
 $node->stop;
