@@ -37,8 +37,10 @@ slots_size()
 Size
 pending_size()
 {
-	return add_size(MAXALIGN(mul_size(sizeof(pg_atomic_uint32), backend_entries())),
-					MAXALIGN(mul_size(sizeof(XLogRecPtr), backend_entries())));
+	/* failures_pending, committed_lsn, flushing */
+	return add_size(add_size(MAXALIGN(mul_size(sizeof(pg_atomic_uint32), backend_entries())),
+							 MAXALIGN(mul_size(sizeof(XLogRecPtr), backend_entries()))),
+					MAXALIGN(mul_size(sizeof(pg_atomic_uint32), backend_entries())));
 }
 
 Size
@@ -95,6 +97,12 @@ shmem_init()
 		MAXALIGN(mul_size(sizeof(pg_atomic_uint32), backend_entries())));
 	for (int i = 0; i < shared->nbackends; i++)
 		shared->committed_lsn[i] = InvalidXLogRecPtr;
+	shared->flushing = reinterpret_cast<pg_atomic_uint32 *>(
+		p + slots_size() +
+		MAXALIGN(mul_size(sizeof(pg_atomic_uint32), backend_entries())) +
+		MAXALIGN(mul_size(sizeof(XLogRecPtr), backend_entries())));
+	for (int i = 0; i < shared->nbackends; i++)
+		pg_atomic_init_u32(&shared->flushing[i], 0);
 
 	/*
 	 * The rows live in a DSA area created in place, limited to its initial
@@ -311,16 +319,40 @@ free_slot(WriteSlot *w)
 }
 
 bool
-hand_failure_to_owner(WriteSlot *w)
+hand_failure_to_owner(WriteSlot *w, bool *freed_other)
 {
 	Assert(LWLockHeldByMeInMode(shared->lock, LW_EXCLUSIVE));
-	if (w->owner_procno >= 0)
+	*freed_other = false;
+	if (w->owner_procno < 0)
 	{
-		pg_atomic_fetch_add_u32(&shared->failures_pending[w->owner_procno], 1);
-		return false;
+		free_slot(w);
+		return true;
 	}
-	free_slot(w);
-	return true;
+
+	/*
+	 * Only a session's first failure (in queue order) is ever reported: keep
+	 * one slot per session, so that failures piling up while it is idle do
+	 * not take the queue's room.
+	 */
+	for (int i = 0; i < shared->nslots; i++)
+	{
+		WriteSlot  *x = &shared->slots[i];
+
+		if (x == w || x->state != static_cast<int32>(WriteState::Failed) ||
+			x->wait || x->owner_procno != w->owner_procno ||
+			x->owner_pid != w->owner_pid)
+			continue;
+		if (x->seq < w->seq)
+		{
+			free_slot(w);
+			return true;
+		}
+		free_slot(x);
+		*freed_other = true;
+		break;
+	}
+	pg_atomic_fetch_add_u32(&shared->failures_pending[w->owner_procno], 1);
+	return false;
 }
 
 } // namespace gc

@@ -162,6 +162,8 @@ struct Queue
 										 * writes that failed, uncollected */
 	XLogRecPtr *committed_lsn;	/* per PGPROC: latest commit of a write
 								 * nobody waited for (under the lock) */
+	pg_atomic_uint32 *flushing;	/* per PGPROC: in flush(), to be woken when
+								 * a write it did not wait for is done */
 	WriteSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 };
 
@@ -221,10 +223,12 @@ void		free_slot(WriteSlot *w);
 
 /*
  * A fire-and-forget write failed: count it for its session, which reports
- * it at its next append or flush, or, if that session is gone, free its
- * slot (then true).  Under the queue lock, exclusive.
+ * it at its next append or flush, or, if that session is gone or has an
+ * earlier failure to report, free its slot (then true).  A later failure
+ * of that session already kept is freed instead (*freed_other).  Under
+ * the queue lock, exclusive.
  */
-bool		hand_failure_to_owner(WriteSlot *w);
+bool		hand_failure_to_owner(WriteSlot *w, bool *freed_other);
 
 /* The entry of a database, -1 if it has none. */
 int			db_entry(Oid database_id);

@@ -182,6 +182,7 @@ forget_session_writes()
 		}
 	}
 	pg_atomic_write_u32(&q->failures_pending[MyProc->pgprocno], 0);
+	pg_atomic_write_u32(&q->flushing[MyProc->pgprocno], 0);
 	q->committed_lsn[MyProc->pgprocno] = InvalidXLogRecPtr;
 	LWLockRelease(q->lock);
 	if (freed)
@@ -962,6 +963,9 @@ submit(const Rows &rows, bool wait)
 		before_shmem_exit(session_exit, (Datum) 0);
 		exit_callback_registered = true;
 	}
+	/* a flush() that failed left this set */
+	if (pg_atomic_read_u32(&q->flushing[MyProc->pgprocno]) != 0)
+		pg_atomic_write_u32(&q->flushing[MyProc->pgprocno], 0);
 	/* rows an error left without a slot (none of the paths above should) */
 	if (DsaPointerIsValid(unqueued_rows))
 		give_back_rows(&unqueued_rows);
@@ -1238,6 +1242,14 @@ child_txn_flush(PG_FUNCTION_ARGS)
 
 	refuse_in_worker("child_txn.flush()");
 
+	/*
+	 * Ask the worker to wake us for writes we did not wait for (it frees
+	 * them when done).  Set before looking at the queue, under its lock;
+	 * left set by an error, it only costs a few needless wake-ups until
+	 * the next append.
+	 */
+	pg_atomic_write_u32(&q->flushing[MyProc->pgprocno], 1);
+
 	for (;;)
 	{
 		int			pending = 0;
@@ -1296,6 +1308,7 @@ child_txn_flush(PG_FUNCTION_ARGS)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+	pg_atomic_write_u32(&q->flushing[MyProc->pgprocno], 0);
 	if (table_locked)
 		UnlockRelationOid(locked_relid, RowExclusiveLock);
 

@@ -832,6 +832,7 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 	{
 		BatchWrite *bw = &b->writes[i];
 		WriteSlot  *w = &q->slots[bw->slot];
+		int			owner = w->owner_procno;
 
 		Assert(w->seq == bw->seq);
 		if (bw->outcome == WriteState::Done || bw->outcome == WriteState::Failed)
@@ -873,8 +874,12 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 				w->rows = InvalidDsaPointer;
 				freed = true;
 				bw->log_failure = !w->wait;
-				if (!w->wait && hand_failure_to_owner(w))
-					freed = true;
+				if (!w->wait)
+				{
+					bool		freed_other;
+
+					(void) hand_failure_to_owner(w, &freed_other);
+				}
 				break;
 			case WriteState::Deferred:
 				st->deferrals++;
@@ -892,8 +897,10 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 			default:
 				elog(PANIC, "group-commit write in unexpected state");
 		}
-		if (w->owner_procno >= 0)
-			wake[nwake++] = w->owner_procno;
+		/* a write freed here is nobody's business but a flush()'s */
+		if (w->owner_procno >= 0 ||
+			(owner >= 0 && pg_atomic_read_u32(&q->flushing[owner]) != 0))
+			wake[nwake++] = owner;
 	}
 	if (committed_or_failed)
 	{
@@ -983,11 +990,17 @@ worker_exit(int, Datum)
 					sizeof(w->message));
 			strlcpy(w->detail, "See the server log.", sizeof(w->detail));
 			w->hint[0] = '\0';
-			if (!w->wait && hand_failure_to_owner(w))
+			bool		freed_other = false;
+			int			owner = w->owner_procno;
+
+			if (!w->wait && hand_failure_to_owner(w, &freed_other))
 			{
 				freed = true;
+				if (owner >= 0 && pg_atomic_read_u32(&q->flushing[owner]) != 0)
+					wake_procno(owner);
 				continue;
 			}
+			freed = freed || freed_other;
 		}
 		else
 			enqueue(e, w);		/* not committed: taken again, in order */

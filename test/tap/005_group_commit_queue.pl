@@ -105,6 +105,41 @@ ok($node->poll_query_until('postgres', 'SELECT count(*) = 32 FROM q'),
 is($ret, 0, 'a 3 MB write fits again: terminated waiters left no rows behind')
   or diag($stderr);
 
+# Failed fire-and-forget writes of an idle session keep one slot (its first
+# failure, the one flush() reports), not one slot each.
+$node->safe_psql('postgres', 'TRUNCATE q; CREATE TABLE qc (i int CHECK (i > 0))');
+$node->safe_psql('postgres', q{CREATE FUNCTION try_flush() RETURNS text LANGUAGE plpgsql AS $$
+BEGIN PERFORM child_txn.flush(); RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$});
+my $failures0 = $node->safe_psql('postgres',
+	"SELECT failures FROM child_txn.group_commit_stats WHERE database = 'postgres'");
+$locker->query_safe('BEGIN; LOCK qc IN EXCLUSIVE MODE');
+my $idle = $node->background_psql('postgres');
+$idle->query_safe(
+	"SELECT child_txn.append('qc', ROW(-i)::qc, false) FROM generate_series(1, 10) i");
+$locker->query_safe('COMMIT');
+ok($node->poll_query_until('postgres',
+	"SELECT failures - $failures0 = 10 FROM child_txn.group_commit_stats WHERE database = 'postgres'"),
+	'ten fire-and-forget writes failed while their session is idle');
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET child_txn.queue_wait_timeout = '5s'; "
+	  . "SELECT child_txn.append('q', ROW(i)::q, false) FROM generate_series(1, 15) i");
+is($ret, 0, 'fifteen of the sixteen slots are free again') or diag($stderr);
+like($idle->query_safe('SELECT try_flush()'),
+	qr/^23514: new row for relation "qc" violates check constraint "qc_i_check"$/,
+	'flush() reports a check failure');
+like($idle->query_safe('SELECT try_flush()'), qr/^ok$/,
+	'and nothing else: the other nine failures were counted and logged only');
+$idle->quit;
+
+# flush() after fire-and-forget writes returns as soon as they are written
+# (it was woken only by its one-second poll: ten rounds took ten seconds).
+my $t_flush = time();
+$node->safe_psql('postgres',
+	"SELECT child_txn.append('q', ROW(i)::q, false), child_txn.flush() FROM generate_series(1, 10) i");
+my $flush_elapsed = time() - $t_flush;
+cmp_ok($flush_elapsed, '<', 5, "ten rounds of append and flush took ${flush_elapsed}s");
+
 # max_batch_size: at most that many rows per batch.
 $node->safe_psql('postgres', 'TRUNCATE q');
 $node->append_conf('postgresql.conf', "child_txn.max_batch_size = 2");
