@@ -148,6 +148,53 @@ ROLLBACK;
 SELECT * FROM gc_child;
 DROP TABLE gc_child, gc_parent;
 
+-- Deferred checks run at the end of the write, under the same rules: a
+-- deferred foreign key waiting for a row this transaction locked is refused
+-- at once; a trigger that defers its own checks cannot push them to the
+-- batch's commit; a bad deferred key fails its write alone.
+CREATE TABLE gc_dparent (id int PRIMARY KEY);
+INSERT INTO gc_dparent VALUES (1), (2);
+CREATE TABLE gc_dchild (pid int REFERENCES gc_dparent DEFERRABLE INITIALLY DEFERRED);
+BEGIN;
+SELECT id FROM gc_dparent WHERE id = 1 FOR UPDATE;
+SELECT gc_try($$SELECT child_txn.append('gc_dchild', ROW(1)::gc_dchild)$$);
+ROLLBACK;
+CREATE FUNCTION gc_defer_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  SET CONSTRAINTS ALL DEFERRED;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER gc_defer_bi BEFORE INSERT ON gc_dchild
+  FOR EACH ROW EXECUTE FUNCTION gc_defer_fn();
+SELECT gc_try($$SELECT child_txn.append('gc_dchild', ROW(999)::gc_dchild)$$);
+SELECT child_txn.append('gc_dchild', ROW(2)::gc_dchild);
+-- A self-referencing deferred key across rows that omit different columns
+-- (two INSERTs for one write) holds for the write as a whole, also when a
+-- bad write in the same batch makes the batch rerun one write at a time.
+CREATE TABLE gc_node (id int PRIMARY KEY, parent int, label text DEFAULT 'x',
+  FOREIGN KEY (parent) REFERENCES gc_node DEFERRABLE INITIALLY DEFERRED);
+BEGIN;
+LOCK gc_node IN SHARE MODE;
+SELECT child_txn.append('gc_node', ROW(10, 99, NULL)::gc_node, false);
+SELECT child_txn.append_rows('gc_node',
+  ARRAY[ROW(1, 2, NULL)::gc_node, ROW(2, NULL, 'y')::gc_node], false);
+COMMIT;
+SELECT gc_try($$SELECT child_txn.flush()$$);
+SELECT * FROM gc_node ORDER BY id;
+SELECT * FROM gc_dchild ORDER BY pid;
+DROP TABLE gc_dchild, gc_dparent, gc_node;
+DROP FUNCTION gc_defer_fn();
+
+-- A renamed or dropped column does not break the next write.
+CREATE TABLE gc_ren (a int, b int, c text);
+SELECT child_txn.append('gc_ren', ROW(1, 1, 'one')::gc_ren);
+ALTER TABLE gc_ren RENAME COLUMN a TO a2;
+SELECT child_txn.append('gc_ren', ROW(2, 2, 'two')::gc_ren);
+ALTER TABLE gc_ren DROP COLUMN b;
+SELECT child_txn.append('gc_ren', ROW(3, 'three')::gc_ren);
+SELECT * FROM gc_ren ORDER BY a2;
+DROP TABLE gc_ren;
+
 -- Settings a trigger changes (even with a plain SET) do not outlive its
 -- write: the next write, maybe another role's, sees the server's settings.
 CREATE TABLE gc_setter (v text);
@@ -240,6 +287,36 @@ SELECT gc_try($$SELECT child_txn.append('gc_rls', ROW('someone else', 'theirs'):
 SELECT * FROM gc_rls;
 RESET ROLE;
 SELECT * FROM gc_rls;
+
+-- Triggers run as the writer, deferred ones too (not as the worker's
+-- superuser at commit), and leave no session state behind for the next
+-- write, perhaps another role's: a temporary table goes with its write.
+CREATE TABLE gc_who (v text, who text);
+CREATE FUNCTION gc_who_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.v = 'temp' THEN
+    CREATE TEMP TABLE gc_leak AS SELECT 'secret'::text AS x;
+  ELSIF NEW.v = 'peek' THEN
+    PERFORM x FROM gc_leak;
+  END IF;
+  UPDATE gc_who SET who = current_user WHERE v = NEW.v;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER gc_who_t AFTER INSERT ON gc_who
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gc_who_fn();
+GRANT INSERT, SELECT, UPDATE ON gc_who TO gc_writer;
+SET ROLE gc_writer;
+SELECT child_txn.append('gc_who', ROW('deferred', NULL)::gc_who);
+RESET ROLE;
+SELECT * FROM gc_who;
+DROP TRIGGER gc_who_t ON gc_who;
+CREATE TRIGGER gc_who_t AFTER INSERT ON gc_who
+  FOR EACH ROW EXECUTE FUNCTION gc_who_fn();
+SELECT gc_try($$SELECT child_txn.append('gc_who', ROW('temp', NULL)::gc_who)$$);
+SELECT gc_try($$SELECT child_txn.append('gc_who', ROW('peek', NULL)::gc_who)$$);
+SELECT v, who IS NOT NULL AS by_someone FROM gc_who ORDER BY v;
+DROP TABLE gc_who;
+DROP FUNCTION gc_who_fn();
 
 -- A SECURITY DEFINER function appends as its owner.
 CREATE FUNCTION gc_definer(v text) RETURNS void LANGUAGE sql SECURITY DEFINER

@@ -43,6 +43,7 @@ MemoryContext batch_cxt = nullptr;
 
 /* Between the start and the end of CommitTransactionCommand(). */
 volatile bool committing = false;
+TransactionId batch_xid = InvalidTransactionId;	/* of the batch committing */
 
 /* SIGTERM arrived (ProcDiePending is cleared before the FATAL is raised). */
 volatile sig_atomic_t got_sigterm = false;
@@ -121,6 +122,7 @@ struct PlanEntry
 	uint8	   *mask;			/* 1: column omitted (takes its default) */
 	char	   *qualname;		/* the name the plan was built with */
 	SPIPlanPtr	plan;
+	bool		stale;			/* the table changed: its SQL may be wrong */
 };
 
 List	   *plans = NIL;		/* of PlanEntry *, in TopMemoryContext */
@@ -180,6 +182,25 @@ forget_plan(Oid relid)
 	}
 }
 
+/*
+ * A table's definition changed (or InvalidOid: perhaps any): its cached
+ * INSERTs name columns that may have been renamed or dropped since, and a
+ * saved plan is only ever re-analysed from its old text.  Rebuilt on use.
+ */
+void
+plans_invalidated(Datum, Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, plans)
+	{
+		PlanEntry  *e = static_cast<PlanEntry *>(lfirst(lc));
+
+		if (!OidIsValid(relid) || e->relid == relid)
+			e->stale = true;
+	}
+}
+
 SPIPlanPtr
 get_plan(Oid relid, Oid rowtype, TupleDesc desc, const uint8 *mask)
 {
@@ -203,7 +224,7 @@ get_plan(Oid relid, Oid rowtype, TupleDesc desc, const uint8 *mask)
 			break;
 		}
 	}
-	if (entry != nullptr && entry->plan != nullptr &&
+	if (entry != nullptr && entry->plan != nullptr && !entry->stale &&
 		strcmp(entry->qualname, qualname) == 0)
 		return entry->plan;
 
@@ -266,8 +287,38 @@ get_plan(Oid relid, Oid rowtype, TupleDesc desc, const uint8 *mask)
 	}
 	entry->qualname = pstrdup(qualname);
 	entry->plan = plan;
+	entry->stale = false;
 	MemoryContextSwitchTo(old);
 	return plan;
+}
+
+/*
+ * The worker is shared by every role: what a trigger left for the session
+ * (temporary tables, prepared statements, cursors, session advisory locks,
+ * LISTEN) must not reach the next write, perhaps another role's.  Cheap
+ * when there is nothing to drop.
+ */
+void
+forget_session_state()
+{
+	if (OidIsValid(MyProc->tempNamespaceId))
+		ResetTempTableNamespace();
+	DropAllPreparedStatements();
+	PortalHashTableDeleteAll();
+	LockReleaseSession(USER_LOCKMETHOD);
+	Async_UnlistenAll();
+}
+
+/* SET CONSTRAINTS ALL DEFERRED or IMMEDIATE (the latter fires pending checks). */
+void
+set_constraints(bool deferred)
+{
+	ConstraintsSetStmt *stmt = makeNode(ConstraintsSetStmt);
+
+	stmt->constraints = NIL;
+	stmt->deferred = deferred;
+	AfterTriggerSetState(stmt);
+	pfree(stmt);
 }
 
 /* Insert rows (all of one table and role) with as few INSERTs as possible. */
@@ -293,7 +344,16 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 		row_mask(desc, rows[r], masks + static_cast<Size>(natts) * r);
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
+
+	/*
+	 * As the role; as in a SECURITY DEFINER function, a trigger cannot
+	 * change roles (SET ROLE, SET SESSION AUTHORIZATION).  Deferrable
+	 * constraints and deferred triggers of the write are checked at its
+	 * end, below: one write is one INSERT to its author, even when its rows
+	 * need several INSERTs here.
+	 */
 	SetUserIdAndSecContext(user_id, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	set_constraints(true);
 
 	/*
 	 * Settings a trigger or default changes (even with SET, not SET LOCAL)
@@ -301,6 +361,17 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 	 * role's.  Undo them all when done, as a function's SET clause would.
 	 */
 	int			guc_level = NewGUCNestLevel();
+
+	/*
+	 * The lock-wait probe, every row_lock_wait while this write runs (its
+	 * INSERTs and its deferred checks): a wait that starts late is still
+	 * caught.  An error leaves it armed; the caller disarms it.
+	 */
+	probe_fired = false;
+	enable_timeout_every(probe_timeout,
+						 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													 settings::row_lock_wait),
+						 settings::row_lock_wait);
 
 	for (int r = 0; r < nrows; r++)
 	{
@@ -323,15 +394,8 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 										  TYPALIGN_DOUBLE);
 		Datum		arg = PointerGetDatum(arr);
 
-		probe_fired = false;
-		/* every row_lock_wait: a wait that starts late is still caught */
-		enable_timeout_every(probe_timeout,
-							 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														 settings::row_lock_wait),
-							 settings::row_lock_wait);
 		int			rc = SPI_execute_plan(plan, &arg, nullptr, false, 0);
 
-		disable_timeout(probe_timeout, false);
 		if (probe_fired)
 		{
 			/* the wait it saw ended by itself: drop the cancel it asked for */
@@ -343,6 +407,20 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 				 SPI_result_code_string(rc));
 		pfree(arr);
 	}
+
+	/*
+	 * Fire the write's deferred checks and triggers now, as its role (at
+	 * commit they would run as the worker's superuser), under the probe (a
+	 * foreign-key check may wait for a row).
+	 */
+	set_constraints(false);
+	disable_timeout(probe_timeout, false);
+	if (probe_fired)
+	{
+		probe_fired = false;
+		QueryCancelPending = false;
+	}
+	forget_session_state();
 
 	AtEOXact_GUC(false, guc_level);
 	SetUserIdAndSecContext(save_user, save_sec);
@@ -520,6 +598,9 @@ apply_optimistic(Batch *b)
 	PG_CATCH();
 	{
 		disable_timeout(probe_timeout, false);
+		/* a cancel the probe asked for and the error beat: not for the next write */
+		if (probe_fired)
+			QueryCancelPending = false;
 		probe_fired = false;
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
@@ -529,6 +610,61 @@ apply_optimistic(Batch *b)
 	return ok;
 }
 
+/* One write of the isolated pass, in a subtransaction of its own. */
+void
+apply_one(BatchWrite *w, MemoryContext cxt, ResourceOwner owner)
+{
+	BeginInternalSubTransaction(nullptr);
+	MemoryContextSwitchTo(cxt);
+	probe_fired = false;
+	PG_TRY();
+	{
+		insert_rows(w->relid, w->rowtype, w->user_id, w->rows, w->nrows);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		disable_timeout(probe_timeout, false);
+		MemoryContextSwitchTo(batch_cxt);
+		ErrorData  *edata = CopyErrorData();
+
+		FlushErrorState();
+		/* deferred only if the probe's cancel is what ended the write */
+		bool		waited = probe_fired &&
+			edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
+
+		if (probe_fired)
+			QueryCancelPending = false;
+		probe_fired = false;
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+
+		if (waited)
+		{
+			/* it waited for a lock: set aside, with what it waited for */
+			w->outcome = WriteState::Deferred;
+			w->defer_reason = DeferReason::Row;
+			w->defer_tag_valid = true;
+			w->defer_tag = probe_tag;
+			w->defer_mode = probe_mode;
+		}
+		else
+		{
+			w->outcome = WriteState::Failed;
+			w->error = edata;
+			forget_plan(w->relid);
+			MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
+			w->relname = get_rel_name(w->relid);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	PG_END_TRY();
+}
+
 /* Isolated pass: one subtransaction per write. */
 void
 apply_isolated(Batch *b)
@@ -536,60 +672,9 @@ apply_isolated(Batch *b)
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 
-	/* deferred constraints are checked per write, not at commit */
-	if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) < 0)
-		elog(ERROR, "could not set constraints immediate");
-
 	for (int i = 0; i < b->nwrites; i++)
-	{
-		BatchWrite *w = &b->writes[i];
-
-		if (w->outcome != WriteState::Running)
-			continue;
-		BeginInternalSubTransaction(nullptr);
-		MemoryContextSwitchTo(cxt);
-		probe_fired = false;
-		PG_TRY();
-		{
-			insert_rows(w->relid, w->rowtype, w->user_id, w->rows, w->nrows);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-		}
-		PG_CATCH();
-		{
-			disable_timeout(probe_timeout, false);
-			MemoryContextSwitchTo(batch_cxt);
-			ErrorData  *edata = CopyErrorData();
-
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-
-			if (probe_fired)
-			{
-				/* it waited for a lock: set aside, with what it waited for */
-				w->outcome = WriteState::Deferred;
-				w->defer_reason = DeferReason::Row;
-				w->defer_tag_valid = true;
-				w->defer_tag = probe_tag;
-				w->defer_mode = probe_mode;
-				probe_fired = false;
-			}
-			else
-			{
-				w->outcome = WriteState::Failed;
-				w->error = edata;
-				forget_plan(w->relid);
-				MemoryContext old = MemoryContextSwitchTo(batch_cxt);
-
-				w->relname = get_rel_name(w->relid);
-				MemoryContextSwitchTo(old);
-			}
-		}
-		PG_END_TRY();
-	}
+		if (b->writes[i].outcome == WriteState::Running)
+			apply_one(&b->writes[i], cxt, owner);
 }
 
 /* Commit; false (transaction aborted) if the commit itself failed. */
@@ -599,6 +684,7 @@ try_commit(bool isolated)
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool ok = true;
 
+	batch_xid = GetTopTransactionIdIfAny();
 	PG_TRY();
 	{
 		committing = true;
@@ -804,14 +890,25 @@ take_batch(Batch *b)
 	LWLockRelease(q->lock);
 }
 
+/* Copy text into a fixed buffer, cut at a character boundary. */
+void
+copy_clipped(char *dst, Size size, const char *src)
+{
+	int			len = pg_mbcliplen(src, static_cast<int>(strlen(src)),
+								   static_cast<int>(size) - 1);
+
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
 void
 fill_error(WriteSlot *w, const ErrorData *e)
 {
 	w->sqlerrcode = e->sqlerrcode;
-	strlcpy(w->message, e->message ? e->message : "unknown error",
-			sizeof(w->message));
-	strlcpy(w->detail, e->detail ? e->detail : "", sizeof(w->detail));
-	strlcpy(w->hint, e->hint ? e->hint : "", sizeof(w->hint));
+	copy_clipped(w->message, sizeof(w->message),
+				 e->message ? e->message : "unknown error");
+	copy_clipped(w->detail, sizeof(w->detail), e->detail ? e->detail : "");
+	copy_clipped(w->hint, sizeof(w->hint), e->hint ? e->hint : "");
 }
 
 /* Publish the outcomes, update the figures, wake the callers. */
@@ -964,6 +1061,23 @@ worker_exit(int, Datum)
 
 	/* an error may have left us holding LWLocks outside a transaction */
 	LWLockReleaseAll();
+
+	/*
+	 * Stopped while committing: the transaction has been rolled back by now
+	 * (ShutdownPostgres runs first) unless its commit record was written,
+	 * and the commit log says which.  Without a transaction id, unknown.
+	 */
+	bool		committed = false;
+	bool		unknown = false;
+
+	if (committing)
+	{
+		if (TransactionIdIsValid(batch_xid))
+			committed = TransactionIdDidCommit(batch_xid);
+		else
+			unknown = true;
+	}
+
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 
 	/*
@@ -978,13 +1092,31 @@ worker_exit(int, Datum)
 		if (w->seq != bw->seq ||
 			w->state != static_cast<int32>(WriteState::Running))
 			continue;
-		if (committing || !got_sigterm)
+		if (committed)
+		{
+			/* (cannot happen: nothing can stop the commit once recorded) */
+			int			owner = w->owner_procno;
+
+			w->commit_lsn = XactLastCommitEnd;
+			if (w->wait && owner >= 0)
+				w->state = static_cast<int32>(WriteState::Done);
+			else
+			{
+				if (owner >= 0 && q->committed_lsn[owner] < XactLastCommitEnd)
+					q->committed_lsn[owner] = XactLastCommitEnd;
+				free_slot(w);
+				freed = true;
+			}
+			wake_procno(owner);
+			continue;
+		}
+		if (unknown || !got_sigterm)
 		{
 			w->state = static_cast<int32>(WriteState::Failed);
 			e->stats.failures++;
-			w->sqlerrcode = committing ? ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN
+			w->sqlerrcode = unknown ? ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN
 				: ERRCODE_INTERNAL_ERROR;
-			strlcpy(w->message, committing
+			strlcpy(w->message, unknown
 					? "the group-commit worker exited while committing this write; its outcome is unknown"
 					: "the group-commit worker failed before this write was applied; it was not written",
 					sizeof(w->message));
@@ -1178,6 +1310,14 @@ child_txn_group_commit_main(Datum main_arg)
 	connected = true;
 	pgstat_report_appname("child_txn group commit");
 	probe_timeout = RegisterTimeout(USER_TIMEOUT, row_wait_probe);
+	CacheRegisterRelcacheCallback(plans_invalidated, (Datum) 0);
+
+	/*
+	 * Batches run READ COMMITTED whatever the database's or role's default:
+	 * a serialization failure at commit would fail writes that are fine.
+	 */
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
 
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "child_txn batch",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -1185,7 +1325,11 @@ child_txn_group_commit_main(Datum main_arg)
 
 	for (;;)
 	{
-		Batch		b;
+		/*
+		 * Static: an error escaping a batch exits through the bgworker's
+		 * error handler, and worker_exit() still reads it via current_batch.
+		 */
+		static Batch b;
 
 		CHECK_FOR_INTERRUPTS();
 		settings::reload_if_pending();
