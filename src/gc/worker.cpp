@@ -126,6 +126,7 @@ struct PlanEntry
 };
 
 List	   *plans = NIL;		/* of PlanEntry *, in TopMemoryContext */
+constexpr int kMaxPlans = 256;
 
 char *
 qualified_name(Oid relid)
@@ -270,6 +271,25 @@ get_plan(Oid relid, Oid rowtype, TupleDesc desc, const uint8 *mask)
 
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
+	/* bounded: tables dropped and shapes gone by are not kept for ever */
+	if (entry == nullptr && list_length(plans) >= kMaxPlans)
+	{
+		ListCell   *lc2;
+
+		foreach(lc2, plans)
+		{
+			PlanEntry  *e = static_cast<PlanEntry *>(lfirst(lc2));
+
+			if (e->plan != nullptr)
+				SPI_freeplan(e->plan);
+			pfree(e->mask);
+			if (e->qualname != nullptr)
+				pfree(e->qualname);
+			pfree(e);
+		}
+		list_free(plans);
+		plans = NIL;
+	}
 	if (entry == nullptr)
 	{
 		entry = static_cast<PlanEntry *>(palloc0(sizeof(PlanEntry)));
@@ -481,6 +501,9 @@ fail_write(BatchWrite *w, int sqlerrcode, const char *detail)
 void
 lock_tables(Batch *b)
 {
+	/* decided[j]: write j decided its table's fate (in this attempt) */
+	bool	   *decided = static_cast<bool *>(palloc0(sizeof(bool) * Max(b->nwrites, 1)));
+
 	for (int i = 0; i < b->nwrites; i++)
 	{
 		BatchWrite *w = &b->writes[i];
@@ -489,9 +512,10 @@ lock_tables(Batch *b)
 		if (w->outcome != WriteState::Running)
 			continue;
 		for (int j = 0; j < i && first; j++)
-			first = b->writes[j].relid != w->relid;
+			first = !(decided[j] && b->writes[j].relid == w->relid);
 		if (!first)
 			continue;			/* decided with the table's first write */
+		decided[i] = true;
 
 		enum class Fate
 		{
