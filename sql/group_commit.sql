@@ -343,6 +343,25 @@ SELECT child_txn.append('gc_firing', ROW('plain row')::gc_firing);
 SELECT * FROM gc_firing;
 SELECT count(*) AS fired FROM gc_fired;
 
+-- A write whose caller stopped waiting (cancel, timeout) is still applied
+-- or failed; its failure is reported later as such.
+CREATE TABLE gc_slow (v text);
+CREATE FUNCTION gc_slow_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_sleep(1);
+  RAISE EXCEPTION 'slow and bad';
+END $$;
+CREATE TRIGGER gc_slow_bi BEFORE INSERT ON gc_slow
+  FOR EACH ROW EXECUTE FUNCTION gc_slow_fn();
+SET statement_timeout = '300ms';
+SELECT child_txn.append('gc_slow', ROW('late')::gc_slow);
+RESET statement_timeout;
+\set VERBOSITY default
+SELECT child_txn.flush();
+\set VERBOSITY terse
+DROP TABLE gc_slow;
+DROP FUNCTION gc_slow_fn();
+
 -- The statistics view.
 SELECT database = current_database() AS db, batches > 0 AS batched,
        writes > 0 AS wrote, failures > 0 AS failed, deferrals > 0 AS deferred,

@@ -74,6 +74,7 @@ struct WriteSlot
 								 * database's queue, -1 at the end */
 	bool		wait;			/* the caller waits for the outcome */
 	bool		retry;			/* Deferred: may be taken again now */
+	bool		abandoned;		/* its caller stopped waiting for it */
 	int32		owner_procno;	/* submitting backend's PGPROC, -1: gone */
 	int32		owner_pid;
 	uint64		seq;			/* queue order */

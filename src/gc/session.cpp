@@ -61,6 +61,7 @@ constexpr long kQuickRoundMs = 5;
 struct CopiedError
 {
 	bool		valid = false;
+	bool		abandoned = false;	/* its caller had stopped waiting */
 	int			sqlerrcode = 0;
 	Oid			relid = InvalidOid;
 	char		message[kErrMessageLen];
@@ -85,6 +86,7 @@ void
 copy_error(const WriteSlot *w, CopiedError *e)
 {
 	e->valid = true;
+	e->abandoned = w->abandoned;
 	e->sqlerrcode = w->sqlerrcode;
 	e->relid = w->relid;
 	strlcpy(e->message, w->message, sizeof(e->message));
@@ -98,7 +100,11 @@ raise_copied(const CopiedError &e, bool earlier)
 	char	   *relname = get_rel_name(e.relid);
 	char	   *context;
 
-	if (earlier)
+	if (earlier && e.abandoned)
+		context = psprintf("group-commit write to table \"%s\" whose wait was "
+						   "interrupted earlier; it was not written",
+						   relname ? relname : "?");
+	else if (earlier)
 		context = psprintf("group-commit write to table \"%s\" queued earlier "
 						   "without waiting; it was not written",
 						   relname ? relname : "?");
@@ -611,10 +617,12 @@ withdraw_write(const WriteRef &ref)
 				break;
 			case WriteState::Running:
 				w->wait = false;
+				w->abandoned = true;
 				break;
 			case WriteState::Failed:
 				/* the caller is failing anyway; keep it for flush() */
 				w->wait = false;
+				w->abandoned = true;
 				pg_atomic_fetch_add_u32(&q->failures_pending[MyProc->pgprocno], 1);
 				break;
 			case WriteState::Free:
@@ -1025,6 +1033,7 @@ submit(const Rows &rows, bool wait)
 				}
 				w->wait = wait;
 				w->retry = false;
+				w->abandoned = false;
 				w->owner_procno = MyProc->pgprocno;
 				w->owner_pid = MyProcPid;
 				w->seq = q->next_seq++;
