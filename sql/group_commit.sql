@@ -318,6 +318,47 @@ SELECT v, who IS NOT NULL AS by_someone FROM gc_who ORDER BY v;
 DROP TABLE gc_who;
 DROP FUNCTION gc_who_fn();
 
+-- A deferred trigger cannot defer work past its write (to the batch's
+-- commit, where it would run as the worker): that write fails alone.
+CREATE TABLE gc_d1 (v text);
+CREATE TABLE gc_d2 (v text);
+CREATE FUNCTION gc_d1_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  SET CONSTRAINTS ALL DEFERRED;
+  INSERT INTO gc_d2 VALUES (NEW.v);
+  RETURN NULL;
+END $$;
+CREATE FUNCTION gc_d2_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE gc_d2 SET v = v || ' by ' || current_user WHERE v = NEW.v;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER gc_d1_t AFTER INSERT ON gc_d1
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gc_d1_fn();
+CREATE CONSTRAINT TRIGGER gc_d2_t AFTER INSERT ON gc_d2
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gc_d2_fn();
+SELECT gc_try($$SELECT child_txn.append('gc_d1', ROW('again')::gc_d1)$$);
+SELECT count(*) AS d1, (SELECT count(*) FROM gc_d2) AS d2 FROM gc_d1;
+DROP TABLE gc_d1, gc_d2;
+DROP FUNCTION gc_d1_fn(), gc_d2_fn();
+
+-- What outlives a rollback (a session advisory lock, a prepared statement)
+-- is not kept by the worker after a failed write either.
+CREATE TABLE gc_adv (v text);
+CREATE FUNCTION gc_adv_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_advisory_lock(4242);
+  PREPARE gc_leaked AS SELECT 1;
+  RAISE EXCEPTION 'bad after locking';
+END $$;
+CREATE TRIGGER gc_adv_bi BEFORE INSERT ON gc_adv
+  FOR EACH ROW EXECUTE FUNCTION gc_adv_fn();
+SELECT gc_try($$SELECT child_txn.append('gc_adv', ROW('x')::gc_adv)$$);
+SELECT pg_try_advisory_lock(4242) AS free_again;
+SELECT pg_advisory_unlock(4242);
+DROP TABLE gc_adv;
+DROP FUNCTION gc_adv_fn();
+
 -- A SECURITY DEFINER function appends as its owner.
 CREATE FUNCTION gc_definer(v text) RETURNS void LANGUAGE sql SECURITY DEFINER
   AS $$ SELECT child_txn.append('gc_trig', ROW(v, NULL, NULL)::gc_trig) $$;
@@ -348,12 +389,12 @@ SELECT count(*) AS fired FROM gc_fired;
 CREATE TABLE gc_slow (v text);
 CREATE FUNCTION gc_slow_fn() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM pg_sleep(1);
+  PERFORM pg_sleep(1.5);
   RAISE EXCEPTION 'slow and bad';
 END $$;
 CREATE TRIGGER gc_slow_bi BEFORE INSERT ON gc_slow
   FOR EACH ROW EXECUTE FUNCTION gc_slow_fn();
-SET statement_timeout = '300ms';
+SET statement_timeout = '500ms';
 SELECT child_txn.append('gc_slow', ROW('late')::gc_slow);
 RESET statement_timeout;
 \set VERBOSITY default

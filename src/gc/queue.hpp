@@ -152,6 +152,7 @@ struct Queue
 {
 	LWLock	   *lock;
 	ConditionVariable space_freed;	/* a slot or queue memory came free */
+	pg_atomic_uint32 unqueued;	/* row chunks allocated, not yet in a slot */
 	int			dsa_tranche;
 	int			nslots;
 	int32		free_head;		/* free slots, a list through .next */

@@ -148,6 +148,7 @@ session_exit(int, Datum)
 	{
 		dsa_free(area(), unqueued_rows);
 		unqueued_rows = InvalidDsaPointer;
+		pg_atomic_fetch_sub_u32(&queue()->unqueued, 1);
 	}
 	forget_session_writes();
 }
@@ -849,7 +850,10 @@ void
 give_back_rows(dsa_pointer *chunk)
 {
 	if (DsaPointerIsValid(*chunk))
+	{
 		dsa_free(area(), *chunk);
+		pg_atomic_fetch_sub_u32(&queue()->unqueued, 1);
+	}
 	*chunk = InvalidDsaPointer;
 	unqueued_rows = InvalidDsaPointer;
 }
@@ -870,12 +874,15 @@ wait_for_room(ConditionVariable *cv, long timeout, dsa_pointer *chunk)
 	PG_END_TRY();
 }
 
-/* Does no queued write hold rows (all of the queue's memory is free)? */
+/*
+ * Does no write hold rows (all of the queue's memory is free), neither in a
+ * slot nor waiting for one?
+ */
 bool
 queue_holds_no_rows()
 {
 	Queue	   *q = queue();
-	bool		none = true;
+	bool		none = pg_atomic_read_u32(&q->unqueued) == 0;
 
 	LWLockAcquire(q->lock, LW_SHARED);
 	for (int i = 0; i < q->nslots && none; i++)
@@ -884,52 +891,78 @@ queue_holds_no_rows()
 	return none;
 }
 
+/* Does this transaction hold a lock on tag that conflicts with mode? */
+bool
+holds_blocking_lock(const LOCKTAG *tag, LOCKMODE mode)
+{
+	if (mode <= NoLock || mode > MaxLockMode)
+		return false;
+	for (LOCKMODE m = 1; m <= MaxLockMode; m++)
+		if (DoLockModesConflict(mode, m) && LockHeldByMe(tag, m))
+			return true;
+	return false;
+}
+
 /*
- * How many writes of this session in the queue wait for a lock this
- * transaction holds: queued or deferred writes to a table it holds a
- * conflicting lock on, and writes deferred on a row lock of its own
- * transaction.  *relid: the table of one of them.
+ * While the queue is full: is the room we wait for held only by writes of
+ * this session that wait for a lock this transaction holds (queued or
+ * deferred writes to a table it holds a conflicting lock on, writes
+ * deferred on any other lock it holds), so that it cannot come before this
+ * transaction ends?  Returns how many such writes (0: room may come);
+ * *relid: the table of one of them.
  */
 int
 self_blocked_writes(Oid *relid)
 {
-	/* what blocks a write: a table, or a row lock of a transaction */
+	/* what blocks a write: its table, or the lock it was deferred on */
 	struct Blocker
 	{
 		Oid			relid;
 		LOCKTAG		tag;
+		LOCKMODE	mode;
 		bool		tag_valid;
 		int			writes;
 	};
 	constexpr int kMaxBlockers = 64;
 	Blocker		c[kMaxBlockers];
 	int			n = 0;
+	int			mine_waiting = 0;
 	int			blocked = 0;
+	bool		others = false;	/* a write of someone else may free room */
 	Queue	   *q = queue();
 
 	LWLockAcquire(q->lock, LW_SHARED);
-	for (int i = 0; i < q->nslots; i++)
+	for (int i = 0; i < q->nslots && !others; i++)
 	{
 		const WriteSlot *w = &q->slots[i];
+		WriteState	st = static_cast<WriteState>(w->state);
 
-		if (!mine(w) || (w->state != static_cast<int32>(WriteState::Queued) &&
-						 w->state != static_cast<int32>(WriteState::Deferred)))
-			continue;
-		bool		tag_valid = w->state == static_cast<int32>(WriteState::Deferred) &&
-			w->defer_tag_valid &&
-			w->defer_tag.locktag_type == LOCKTAG_TRANSACTION;
+		if (st == WriteState::Free || st == WriteState::Failed)
+			continue;			/* (failed: freed only by their sessions) */
+		if (!mine(w) || (st != WriteState::Queued && st != WriteState::Deferred))
+		{
+			others = true;		/* running, answered, or someone else's */
+			break;
+		}
+		mine_waiting++;
+		bool		tag_valid = st == WriteState::Deferred && w->defer_tag_valid;
 		int			k;
 
 		for (k = 0; k < n; k++)
 			if (c[k].relid == w->relid && c[k].tag_valid == tag_valid &&
-				(!tag_valid || memcmp(&c[k].tag, &w->defer_tag, sizeof(LOCKTAG)) == 0))
+				(!tag_valid || (c[k].mode == w->defer_mode &&
+								memcmp(&c[k].tag, &w->defer_tag, sizeof(LOCKTAG)) == 0)))
 				break;
 		if (k == n)
 		{
 			if (n == kMaxBlockers)
-				continue;
+			{
+				others = true;	/* too many kinds to tell: keep waiting */
+				break;
+			}
 			c[n].relid = w->relid;
 			c[n].tag = w->defer_tag;
+			c[n].mode = w->defer_mode;
 			c[n].tag_valid = tag_valid;
 			c[n].writes = 0;
 			n++;
@@ -937,19 +970,22 @@ self_blocked_writes(Oid *relid)
 		c[k].writes++;
 	}
 	LWLockRelease(q->lock);
+	if (others)
+		return 0;
 
 	for (int i = 0; i < n; i++)
 	{
 		LOCKMODE	held;
 
 		if (holds_conflicting_lock(c[i].relid, &held) ||
-			(c[i].tag_valid && LockHeldByMe(&c[i].tag, ExclusiveLock)))
+			(c[i].tag_valid && holds_blocking_lock(&c[i].tag, c[i].mode)))
 		{
 			*relid = c[i].relid;
 			blocked += c[i].writes;
 		}
 	}
-	return blocked;
+	/* one of ours that can go on frees room too */
+	return blocked == mine_waiting ? blocked : 0;
 }
 
 void
@@ -1005,6 +1041,8 @@ submit(const Rows &rows, bool wait)
 		{
 			chunk = allocate_rows(a, rows.total);
 			unqueued_rows = chunk;
+			if (DsaPointerIsValid(chunk))
+				pg_atomic_fetch_add_u32(&q->unqueued, 1);
 		}
 		if (DsaPointerIsValid(chunk))
 		{
@@ -1045,6 +1083,7 @@ submit(const Rows &rows, bool wait)
 				w->shape_hash = rows.shape_hash;
 				w->rows = chunk;
 				unqueued_rows = InvalidDsaPointer;
+				pg_atomic_fetch_sub_u32(&q->unqueued, 1);
 				w->rows_len = rows.total;
 				w->nrows = rows.nrows;
 				w->queued_at = GetCurrentTimestamp();
@@ -1061,10 +1100,12 @@ submit(const Rows &rows, bool wait)
 			if (ref.slot >= 0)
 				break;
 		}
-		else if (queue_holds_no_rows() && ++fruitless >= 2)
+		else if (!queue_holds_no_rows())
+			fruitless = 0;
+		else if (++fruitless >= 2)
 		{
 			/*
-			 * Twice, with nothing queued anywhere: the free memory is too
+			 * Twice in a row, with nothing queued anywhere: the free memory is too
 			 * cut up for these rows (a size class keeps a superblock even
 			 * when empty), and waiting would not change that.
 			 */

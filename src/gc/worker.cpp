@@ -44,6 +44,19 @@ MemoryContext batch_cxt = nullptr;
 /* Between the start and the end of CommitTransactionCommand(). */
 volatile bool committing = false;
 TransactionId batch_xid = InvalidTransactionId;	/* of the batch committing */
+bool		pre_commit_done = false;	/* its pre-commit callbacks ran */
+
+/*
+ * Pre-commit callbacks may commit elsewhere (postgres_fdw commits its
+ * remote transactions there): stopped after them, a batch rolled back
+ * here may have been written there, so its outcome is unknown.
+ */
+void
+note_pre_commit(XactEvent event, void *)
+{
+	if (event == XACT_EVENT_PRE_COMMIT && committing)
+		pre_commit_done = true;
+}
 
 /* SIGTERM arrived (ProcDiePending is cleared before the FATAL is raised). */
 volatile sig_atomic_t got_sigterm = false;
@@ -312,6 +325,8 @@ get_plan(Oid relid, Oid rowtype, TupleDesc desc, const uint8 *mask)
 	return plan;
 }
 
+void		forget_untransactional_state();
+
 /*
  * The worker is shared by every role: what a trigger left for the session
  * (temporary tables, prepared statements, cursors, session advisory locks,
@@ -323,10 +338,21 @@ forget_session_state()
 {
 	if (OidIsValid(MyProc->tempNamespaceId))
 		ResetTempTableNamespace();
+	forget_untransactional_state();
+	Async_UnlistenAll();
+}
+
+/*
+ * What survives a rollback (prepared statements, session advisory locks,
+ * held cursors): dropped after a failed write or pass as well.  Inside a
+ * transaction.
+ */
+void
+forget_untransactional_state()
+{
 	DropAllPreparedStatements();
 	PortalHashTableDeleteAll();
 	LockReleaseSession(USER_LOCKMETHOD);
-	Async_UnlistenAll();
 }
 
 /* SET CONSTRAINTS ALL DEFERRED or IMMEDIATE (the latter fires pending checks). */
@@ -431,9 +457,15 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 	/*
 	 * Fire the write's deferred checks and triggers now, as its role (at
 	 * commit they would run as the worker's superuser), under the probe (a
-	 * foreign-key check may wait for a row).
+	 * foreign-key check may wait for a row).  Restricted: a deferred
+	 * trigger that deferred new events again (SET CONSTRAINTS ... DEFERRED,
+	 * then a write) would leave them for the commit; PostgreSQL refuses
+	 * that in a security-restricted operation, so that write fails alone.
 	 */
+	SetUserIdAndSecContext(user_id, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 	set_constraints(false);
+	SetUserIdAndSecContext(user_id, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	disable_timeout(probe_timeout, false);
 	if (probe_fired)
 	{
@@ -665,6 +697,7 @@ apply_one(BatchWrite *w, MemoryContext cxt, ResourceOwner owner)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
+		forget_untransactional_state();
 
 		if (waited)
 		{
@@ -709,6 +742,7 @@ try_commit(bool isolated)
 	volatile bool ok = true;
 
 	batch_xid = GetTopTransactionIdIfAny();
+	pre_commit_done = false;
 	PG_TRY();
 	{
 		committing = true;
@@ -753,6 +787,8 @@ apply_batch(Batch *b, bool *retried)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
+		if (isolated)
+			forget_untransactional_state();	/* of the aborted attempt */
 		pgstat_report_activity(STATE_RUNNING, isolated
 							   ? "group commit: batch, one write at a time"
 							   : "group commit: batch");
@@ -1098,8 +1134,8 @@ worker_exit(int, Datum)
 	{
 		if (TransactionIdIsValid(batch_xid))
 			committed = TransactionIdDidCommit(batch_xid);
-		else
-			unknown = true;
+		unknown = !committed &&
+			(!TransactionIdIsValid(batch_xid) || pre_commit_done);
 	}
 
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
@@ -1335,6 +1371,7 @@ child_txn_group_commit_main(Datum main_arg)
 	pgstat_report_appname("child_txn group commit");
 	probe_timeout = RegisterTimeout(USER_TIMEOUT, row_wait_probe);
 	CacheRegisterRelcacheCallback(plans_invalidated, (Datum) 0);
+	RegisterXactCallback(note_pre_commit, nullptr);
 
 	/*
 	 * Batches run READ COMMITTED whatever the database's or role's default:

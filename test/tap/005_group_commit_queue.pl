@@ -72,6 +72,38 @@ $node->safe_psql('postgres', 'SELECT child_txn.flush()');
 ok($node->poll_query_until('postgres', 'SELECT count(*) = 16 FROM q'),
 	'the sixteen writes queued before the error are applied once the lock is gone');
 
+# ... but only when the room is really its own to make: a full queue of
+# other sessions' writes is waited for (here until queue_wait_timeout).
+$node->safe_psql('postgres', 'CREATE TABLE other5 (i int); CREATE TABLE t5 (i int); CREATE TABLE u5 (i int)');
+$locker->query_safe('BEGIN; LOCK other5 IN EXCLUSIVE MODE');
+$node->safe_psql('postgres',
+	"SELECT child_txn.append('other5', ROW(i)::other5, false) FROM generate_series(1, 15) i");
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET child_txn.queue_wait_timeout = '1s'; BEGIN; LOCK t5 IN SHARE MODE; "
+	  . "SELECT child_txn.append('t5', ROW(1)::t5, false); "
+	  . "SELECT child_txn.append('u5', ROW(1)::u5, false)");
+like($stderr, qr/group-commit queue stayed full for 1000 ms/,
+	'a queue full of other sessions\' writes is waited for, not refused');
+$locker->query_safe('COMMIT');
+$node->safe_psql('postgres', 'SELECT child_txn.flush()');
+ok($node->poll_query_until('postgres',
+	"SELECT (SELECT count(*) FROM other5) = 15 AND (SELECT count(*) FROM t5) = 1"),
+	'their writes and the earlier one to t5 are applied');
+
+# A write deferred on another lock the transaction holds (the referenced
+# table of a foreign key) counts as its own too.
+$node->safe_psql('postgres',
+	'CREATE TABLE parent5 (id int PRIMARY KEY); INSERT INTO parent5 VALUES (1); '
+	  . 'CREATE TABLE child5 (pid int REFERENCES parent5)');
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET statement_timeout = '30s'; BEGIN; LOCK parent5 IN ACCESS EXCLUSIVE MODE; "
+	  . "SELECT child_txn.append('child5', ROW(1)::child5, false) FROM generate_series(1, 17) i");
+like($stderr, qr/cannot wait for room in the full group-commit queue: 16 write\(s\) of this transaction/,
+	'writes deferred on a referenced table this transaction locked: an error, not a hang');
+$node->safe_psql('postgres', 'SELECT child_txn.flush()');
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 16 FROM child5'),
+	'the sixteen writes are applied once the lock is gone');
+
 # Rows of a write that waited for a slot are freed when its session is
 # terminated (a FATAL does not unwind): the queue's memory comes back.
 $node->safe_psql('postgres', 'CREATE TABLE big (t text)');
@@ -121,10 +153,13 @@ $locker->query_safe('COMMIT');
 ok($node->poll_query_until('postgres',
 	"SELECT failures - $failures0 = 10 FROM child_txn.group_commit_stats WHERE database = 'postgres'"),
 	'ten fire-and-forget writes failed while their session is idle');
+# (q locked: the fifteen stay queued, so fifteen free slots are needed)
+$locker->query_safe('BEGIN; LOCK q IN EXCLUSIVE MODE');
 ($ret, $stdout, $stderr) = $node->psql('postgres',
-	"SET child_txn.queue_wait_timeout = '5s'; "
+	"SET child_txn.queue_wait_timeout = '2s'; "
 	  . "SELECT child_txn.append('q', ROW(i)::q, false) FROM generate_series(1, 15) i");
 is($ret, 0, 'fifteen of the sixteen slots are free again') or diag($stderr);
+$locker->query_safe('COMMIT');
 like($idle->query_safe('SELECT try_flush()'),
 	qr/^23514: new row for relation "qc" violates check constraint "qc_i_check"$/,
 	'flush() reports a check failure');
