@@ -26,8 +26,12 @@ namespace
 
 bool		exit_callback_registered = false;	/* also: this process queued writes */
 
-/* Queue memory holding rows not yet in a slot (submit() waits for one). */
+/*
+ * Queue memory holding rows not yet in a slot (submit() waits for one), and
+ * whether it is counted in Queue.unqueued (only once we wait with it).
+ */
 dsa_pointer unqueued_rows = InvalidDsaPointer;
+bool		unqueued_counted = false;
 
 /* A registered group-commit worker not running after this is presumed lost. */
 constexpr int kWorkerStartTimeoutMs = 10000;
@@ -136,6 +140,26 @@ make_durable(XLogRecPtr lsn)
 	RESUME_INTERRUPTS();
 }
 
+/* The rows of unqueued_rows went into a slot or were freed. */
+void
+uncount_rows()
+{
+	if (unqueued_counted)
+		pg_atomic_fetch_sub_u32(&queue()->unqueued, 1);
+	unqueued_counted = false;
+	unqueued_rows = InvalidDsaPointer;
+}
+
+/* Free rows that never made it into a slot. */
+void
+give_back_rows(dsa_pointer *chunk)
+{
+	if (DsaPointerIsValid(*chunk))
+		dsa_free(area(), *chunk);
+	*chunk = InvalidDsaPointer;
+	uncount_rows();
+}
+
 /* Session exit: failed writes nobody will collect are freed, the rest
  * become ownerless and are freed by the worker when done. */
 void
@@ -144,12 +168,7 @@ session_exit(int, Datum)
 	/* a FATAL outside a transaction may have left our LWLock held */
 	LWLockReleaseAll();
 	/* a FATAL (terminate) while waiting for a free slot does not unwind */
-	if (DsaPointerIsValid(unqueued_rows))
-	{
-		dsa_free(area(), unqueued_rows);
-		unqueued_rows = InvalidDsaPointer;
-		pg_atomic_fetch_sub_u32(&queue()->unqueued, 1);
-	}
+	give_back_rows(&unqueued_rows);
 	forget_session_writes();
 }
 
@@ -259,6 +278,26 @@ holds_conflicting_lock(Oid relid, LOCKMODE *held)
 	for (LOCKMODE m : modes)
 	{
 		if (LockHeldByMe(&tag, m))
+		{
+			*held = m;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Does this transaction hold a lock on tag that conflicts with mode (the
+ * mode a write waited for)?  *held: the mode held.
+ */
+bool
+holds_blocking_lock(const LOCKTAG &tag, LOCKMODE mode, LOCKMODE *held)
+{
+	if (mode <= NoLock || mode > MaxLockMode)
+		return false;
+	for (LOCKMODE m = 1; m <= MaxLockMode; m++)
+	{
+		if (DoLockModesConflict(mode, m) && LockHeldByMe(&tag, m))
 		{
 			*held = m;
 			return true;
@@ -521,24 +560,23 @@ wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
 		 * conflicting mode ourselves, else wait for it in the same mode,
 		 * visibly, and let go at once.
 		 */
-		for (LOCKMODE m = 1; m <= MaxLockMode; m++)
-		{
-			if (DoLockModesConflict(mode, m) && LockHeldByMe(&tag, m))
-			{
-				char	   *relname = get_rel_name(relid);
+		LOCKMODE	m;
 
-				withdraw(ref);
-				ereport(ERROR,
-						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-						 errmsg("cannot wait for a group-commit write to table \"%s\": "
-								"it waits for a lock this transaction holds",
-								relname ? relname : "?"),
-						 errdetail("The write waits for a %s on an object this transaction holds a %s on.",
-								   GetLockmodeName(tag.locktag_lockmethodid, mode),
-								   GetLockmodeName(tag.locktag_lockmethodid, m)),
-						 errhint("Append with wait => false and flush after the "
-								 "transaction ends.")));
-			}
+		if (holds_blocking_lock(tag, mode, &m))
+		{
+			char	   *relname = get_rel_name(relid);
+
+			withdraw(ref);
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("cannot wait for a group-commit write to table \"%s\": "
+							"it waits for a lock this transaction holds",
+							relname ? relname : "?"),
+					 errdetail("The write waits for a %s on an object this transaction holds a %s on.",
+							   GetLockmodeName(tag.locktag_lockmethodid, mode),
+							   GetLockmodeName(tag.locktag_lockmethodid, m)),
+					 errhint("Append with wait => false and flush after the "
+							 "transaction ends.")));
 		}
 		(void) LockAcquire(&tag, mode, false, false);
 		LockRelease(&tag, mode, false);
@@ -845,18 +883,6 @@ allocate_rows(dsa_area *a, Size size)
 	return p;
 }
 
-/* Free rows that never made it into a slot. */
-void
-give_back_rows(dsa_pointer *chunk)
-{
-	if (DsaPointerIsValid(*chunk))
-	{
-		dsa_free(area(), *chunk);
-		pg_atomic_fetch_sub_u32(&queue()->unqueued, 1);
-	}
-	*chunk = InvalidDsaPointer;
-	unqueued_rows = InvalidDsaPointer;
-}
 
 /* Wait for room in the queue, interruptibly: a cancel leaves nothing queued. */
 void
@@ -889,18 +915,6 @@ queue_holds_no_rows()
 		none = !DsaPointerIsValid(q->slots[i].rows);
 	LWLockRelease(q->lock);
 	return none;
-}
-
-/* Does this transaction hold a lock on tag that conflicts with mode? */
-bool
-holds_blocking_lock(const LOCKTAG *tag, LOCKMODE mode)
-{
-	if (mode <= NoLock || mode > MaxLockMode)
-		return false;
-	for (LOCKMODE m = 1; m <= MaxLockMode; m++)
-		if (DoLockModesConflict(mode, m) && LockHeldByMe(tag, m))
-			return true;
-	return false;
 }
 
 /*
@@ -978,7 +992,7 @@ self_blocked_writes(Oid *relid)
 		LOCKMODE	held;
 
 		if (holds_conflicting_lock(c[i].relid, &held) ||
-			(c[i].tag_valid && holds_blocking_lock(&c[i].tag, c[i].mode)))
+			(c[i].tag_valid && holds_blocking_lock(c[i].tag, c[i].mode, &held)))
 		{
 			*relid = c[i].relid;
 			blocked += c[i].writes;
@@ -1041,8 +1055,6 @@ submit(const Rows &rows, bool wait)
 		{
 			chunk = allocate_rows(a, rows.total);
 			unqueued_rows = chunk;
-			if (DsaPointerIsValid(chunk))
-				pg_atomic_fetch_add_u32(&q->unqueued, 1);
 		}
 		if (DsaPointerIsValid(chunk))
 		{
@@ -1082,8 +1094,7 @@ submit(const Rows &rows, bool wait)
 				w->shape_natts = rows.shape_natts;
 				w->shape_hash = rows.shape_hash;
 				w->rows = chunk;
-				unqueued_rows = InvalidDsaPointer;
-				pg_atomic_fetch_sub_u32(&q->unqueued, 1);
+				uncount_rows();
 				w->rows_len = rows.total;
 				w->nrows = rows.nrows;
 				w->queued_at = GetCurrentTimestamp();
@@ -1163,6 +1174,12 @@ submit(const Rows &rows, bool wait)
 								 "or child_txn.queue_wait_timeout.")));
 			}
 			timeout = Min(timeout, left);
+		}
+		/* rows held while we wait count for the others' fragmentation check */
+		if (DsaPointerIsValid(chunk) && !unqueued_counted)
+		{
+			pg_atomic_fetch_add_u32(&q->unqueued, 1);
+			unqueued_counted = true;
 		}
 		wait_for_room(&q->space_freed, timeout, &chunk);
 	}

@@ -127,6 +127,18 @@ row_wait_probe()
 	SetLatch(MyLatch);
 }
 
+/*
+ * The probe fired, but the wait it saw ended (or an error came first)
+ * before its cancel was acted on: that cancel is not for the next write.
+ */
+void
+forget_probe()
+{
+	if (probe_fired)
+		QueryCancelPending = false;
+	probe_fired = false;
+}
+
 /* A cached INSERT for one (table, set of omitted columns). */
 struct PlanEntry
 {
@@ -442,12 +454,7 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 
 		int			rc = SPI_execute_plan(plan, &arg, nullptr, false, 0);
 
-		if (probe_fired)
-		{
-			/* the wait it saw ended by itself: drop the cancel it asked for */
-			probe_fired = false;
-			QueryCancelPending = false;
-		}
+		forget_probe();
 		if (rc < 0)
 			elog(ERROR, "group-commit insert failed: %s",
 				 SPI_result_code_string(rc));
@@ -467,11 +474,7 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 	set_constraints(false);
 	SetUserIdAndSecContext(user_id, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	disable_timeout(probe_timeout, false);
-	if (probe_fired)
-	{
-		probe_fired = false;
-		QueryCancelPending = false;
-	}
+	forget_probe();
 	forget_session_state();
 
 	AtEOXact_GUC(false, guc_level);
@@ -654,10 +657,7 @@ apply_optimistic(Batch *b)
 	PG_CATCH();
 	{
 		disable_timeout(probe_timeout, false);
-		/* a cancel the probe asked for and the error beat: not for the next write */
-		if (probe_fired)
-			QueryCancelPending = false;
-		probe_fired = false;
+		forget_probe();
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
 		ok = false;
@@ -691,9 +691,7 @@ apply_one(BatchWrite *w, MemoryContext cxt, ResourceOwner owner)
 		bool		waited = probe_fired &&
 			edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
 
-		if (probe_fired)
-			QueryCancelPending = false;
-		probe_fired = false;
+		forget_probe();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -971,6 +969,28 @@ fill_error(WriteSlot *w, const ErrorData *e)
 	copy_clipped(w->hint, sizeof(w->hint), e->hint ? e->hint : "");
 }
 
+/*
+ * A write committed (its commit record ends at lsn): Done for a caller that
+ * waits for it, else freed, its session's latest commit noted for flush().
+ * True if the slot was freed.  Under the queue lock, exclusive.
+ */
+bool
+mark_done(WriteSlot *w, XLogRecPtr lsn)
+{
+	Queue	   *q = queue();
+
+	w->commit_lsn = lsn;
+	if (w->wait && w->owner_procno >= 0)
+	{
+		w->state = static_cast<int32>(WriteState::Done);
+		return false;
+	}
+	if (w->owner_procno >= 0 && q->committed_lsn[w->owner_procno] < lsn)
+		q->committed_lsn[w->owner_procno] = lsn;
+	free_slot(w);
+	return true;
+}
+
 /* Publish the outcomes, update the figures, wake the callers. */
 void
 answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
@@ -1010,17 +1030,8 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 					st->latency_us_total += us;
 					st->latency_us_max = Max(st->latency_us_max, static_cast<uint64>(us));
 				}
-				w->commit_lsn = lsn;
-				if (w->wait && w->owner_procno >= 0)
-					w->state = static_cast<int32>(WriteState::Done);
-				else
-				{
-					if (w->owner_procno >= 0 &&
-						q->committed_lsn[w->owner_procno] < lsn)
-						q->committed_lsn[w->owner_procno] = lsn;
-					free_slot(w);
+				if (mark_done(w, lsn))
 					freed = true;
-				}
 				break;
 			case WriteState::Failed:
 				st->failures++;
@@ -1157,16 +1168,8 @@ worker_exit(int, Datum)
 			/* (cannot happen: nothing can stop the commit once recorded) */
 			int			owner = w->owner_procno;
 
-			w->commit_lsn = XactLastCommitEnd;
-			if (w->wait && owner >= 0)
-				w->state = static_cast<int32>(WriteState::Done);
-			else
-			{
-				if (owner >= 0 && q->committed_lsn[owner] < XactLastCommitEnd)
-					q->committed_lsn[owner] = XactLastCommitEnd;
-				free_slot(w);
+			if (mark_done(w, XactLastCommitEnd))
 				freed = true;
-			}
 			wake_procno(owner);
 			continue;
 		}
