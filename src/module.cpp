@@ -7,6 +7,7 @@
 #include "child/child.hpp"
 #include "gc/queue.hpp"
 #include "heap/am.hpp"
+#include "pg/spin.hpp"
 #include "settings.hpp"
 
 extern "C"
@@ -30,6 +31,7 @@ child_txn_shmem_request()
 	RequestAddinShmemSpace(child_txn::pool_shmem_size());
 	RequestNamedLWLockTranche(child_txn::kPoolTranche, 1);
 	RequestAddinShmemSpace(child_txn::gc::shmem_size());
+	RequestAddinShmemSpace(child_txn::pg::spin_shmem_size());
 	RequestNamedLWLockTranche(child_txn::gc::kQueueTranche, 1);
 }
 
@@ -42,6 +44,7 @@ child_txn_shmem_startup()
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	child_txn::pool_shmem_init();
 	child_txn::gc::shmem_init();
+	child_txn::pg::spin_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

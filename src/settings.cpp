@@ -22,6 +22,7 @@ int			max_batch_size = 10000;
 int			max_batch_delay = 0;
 int			row_lock_wait = 20;
 int			queue_wait_timeout = 0;
+int			spin_wait = 200;
 unsigned long reloads = 0;
 
 void
@@ -38,6 +39,17 @@ reload_if_pending()
 void
 define()
 {
+	DefineCustomIntVariable(
+		"child_txn.spin_wait",
+		"Microseconds a child_txn process expecting an answer soon polls "
+		"for it before it sleeps.",
+		"A parent waiting for its child, an idle child worker, a writer "
+		"waiting for group commit and the idle group-commit worker poll, "
+		"yielding the CPU, so that the other side need not wake them.  At "
+		"most one poller per CPU; polling stops when the CPU is wanted.  "
+		"0 never polls.",
+		&spin_wait, 200, 0, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+
 	DefineCustomIntVariable(
 		"child_txn.max_workers",
 		"Maximum number of child transaction workers, cluster-wide.",

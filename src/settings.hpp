@@ -45,6 +45,9 @@ extern int	row_lock_wait;
 /* child_txn.queue_wait_timeout: ms an appender waits for queue space. */
 extern int	queue_wait_timeout;
 
+/* child_txn.spin_wait: µs a waiter polls before it sleeps, 0 = never. */
+extern int	spin_wait;
+
 /* Define the parameters; called once from _PG_init. */
 void		define();
 

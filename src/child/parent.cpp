@@ -11,6 +11,7 @@
 #include "child/child.hpp"
 #include "heap/intents.hpp"
 #include "pg/bgworker.hpp"
+#include "pg/spin.hpp"
 
 #include "settings.hpp"
 
@@ -191,7 +192,9 @@ keep_spare(const Spare &sp)
 		dsm_detach(spares[victim].seg);
 		MemoryContextDelete(spares[victim].cxt);
 		MemoryContextDelete(spares[victim].queue_cxt);
-		spares[victim] = spares[--n_spares];
+		for (int j = victim + 1; j < n_spares; j++)
+			spares[j - 1] = spares[j];
+		n_spares--;
 	}
 	spares[n_spares++] = sp;
 }
@@ -490,6 +493,10 @@ wait_for_child(ChildConn *conn, uint32 request)
 
 	set_exec_locktag(&tag, MyDatabaseId, conn->where.slot,
 					 conn->where.generation, request);
+	/* Usually the answer is quick: see spin.hpp. */
+	(void) pg::spin_until([conn, request] {
+		return pg_atomic_read_u32(&conn->hdr->answered) == request + 1;
+	});
 	LockTimeout = 0;
 	PG_TRY();
 	{
@@ -539,12 +546,18 @@ get_segment(Size guc_len)
 	Size		segsize;
 	shm_toc    *toc;
 
-	for (int i = 0; i < n_spares; i++)
+	/*
+	 * The most recently kept first: its worker is the one most likely
+	 * still awake (see spin.hpp), and pool_assign prefers it.
+	 */
+	for (int i = n_spares - 1; i >= 0; i--)
 	{
 		if (spares[i].guc_capacity >= guc_len && spare_reusable(spares[i]))
 		{
 			sp = spares[i];
-			spares[i] = spares[--n_spares];
+			for (int j = i + 1; j < n_spares; j++)
+				spares[j - 1] = spares[j];
+			n_spares--;
 			MemoryContextReset(sp.cxt);
 			return sp;
 		}
@@ -663,6 +676,7 @@ child_launch(int isolation_level)
 	{
 		memset(hdr, 0, sizeof(ChildHeader));
 		SpinLockInit(&hdr->mutex);
+		pg_atomic_init_u32(&hdr->answered, 0);
 		hdr->child_id = pool_next_child_id();
 		hdr->depth = self_depth + 1;
 		hdr->outer_user_id = GetCurrentRoleId();

@@ -4,6 +4,7 @@
  *		function behind the child_txn.children view.
  */
 #include "child/pool.hpp"
+#include "pg/spin.hpp"
 
 #include "settings.hpp"
 
@@ -362,9 +363,11 @@ pool_worker_first()
 	return h;
 }
 
-dsm_handle
-pool_worker_next(bool reusable, uint32 next_request)
+bool
+pool_worker_offer(bool reusable, uint32 next_request)
 {
+	if (my_slot == nullptr)
+		return false;			/* given up already */
 	LWLockAcquire(pool->lock, LW_EXCLUSIVE);
 	if (my_slot->generation != my_generation || !reusable)
 	{
@@ -373,7 +376,7 @@ pool_worker_next(bool reusable, uint32 next_request)
 		my_slot = nullptr;
 		LWLockRelease(pool->lock);
 		ConditionVariableBroadcast(&pool->worker_freed);
-		return DSM_HANDLE_INVALID;
+		return false;
 	}
 	my_slot->state = static_cast<int32>(SlotState::Idle);
 	my_slot->next_request = next_request;
@@ -381,24 +384,42 @@ pool_worker_next(bool reusable, uint32 next_request)
 	my_slot->idle_since = GetCurrentTimestamp();
 	LWLockRelease(pool->lock);
 	ConditionVariableBroadcast(&pool->worker_freed);
-	/* Only now does pg_stat_activity say idle: the worker can be had. */
+	return true;
+}
+
+dsm_handle
+pool_worker_next()
+{
+	if (my_slot == nullptr)
+		return DSM_HANDLE_INVALID;		/* not offered: exit */
+	/* Only now, reset, is the worker idle for pg_stat_activity. */
 	pgstat_report_activity(STATE_IDLE, nullptr);
 	set_ps_display("idle");
 
-	for (;;)
+	/*
+	 * Look before the first sleep: a parent may have taken us while we
+	 * reset, and the reset may have consumed its wake-up (anything that
+	 * waits on our latch resets it, a synchronous-replication wait for
+	 * instance).
+	 */
+	for (bool first = true;; first = false)
 	{
-		int			rc;
+		int			rc = 0;
 		long		timeout = settings::worker_idle_timeout;
 		dsm_handle	next = DSM_HANDLE_INVALID;
 		bool		leave = false;
 
-		rc = WaitLatch(MyLatch,
-					   WL_LATCH_SET | WL_EXIT_ON_PM_DEATH |
-					   (timeout > 0 ? WL_TIMEOUT : 0),
-					   timeout, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		settings::reload_if_pending();
+		if (!first)
+		{
+			(void) pg::spin_for_latch();
+			rc = WaitLatch(MyLatch,
+						   WL_LATCH_SET | WL_EXIT_ON_PM_DEATH |
+						   (timeout > 0 ? WL_TIMEOUT : 0),
+						   timeout, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			settings::reload_if_pending();
+		}
 
 		LWLockAcquire(pool->lock, LW_EXCLUSIVE);
 		if (my_slot->generation != my_generation)

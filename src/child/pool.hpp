@@ -143,12 +143,26 @@ PoolSlot   *pool_worker_attach(int index, uint32 generation);
 int			pool_worker_slot();
 
 /*
- * Done with a child: go idle and wait for the next assignment.  The worker
- * holds the execution lock of request number next_request already.  Returns
- * the DSM handle of the next child, or DSM_HANDLE_INVALID when the worker
- * should exit (idle timeout, or the slot was given to another pair).
+ * Done with a child (its segment let go, and holding the execution lock of
+ * request number next_request already): offer this worker to its pair's
+ * next child at once, while it still resets its session, so that the next
+ * child of a busy parent finds it, still awake, rather than starting or
+ * waking another worker.  A new parent only presets the worker's queue
+ * endpoints and sends its request; the worker reads it after the reset.
+ * Returns false, giving the slot up, if the worker must exit instead (it
+ * is not reusable, or the slot was given to another pair).  The price of
+ * offering early: should the reset fail (the worker then exits), a parent
+ * that took the worker meanwhile sees its child's worker end abnormally.
  */
-dsm_handle	pool_worker_next(bool reusable, uint32 next_request);
+bool		pool_worker_offer(bool reusable, uint32 next_request);
+
+/*
+ * After pool_worker_offer: wait for the next assignment.  Returns the DSM
+ * handle of the next child, or DSM_HANDLE_INVALID when the worker should
+ * exit (it was not offered, idle timeout, or the slot was given to another
+ * pair).
+ */
+dsm_handle	pool_worker_next();
 
 /* The assignment a worker was started for. */
 dsm_handle	pool_worker_first();

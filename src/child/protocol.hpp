@@ -44,7 +44,10 @@
  * (endpoints_preset), so the worker's attach wakes nobody and the request
  * (or the parent's detach, if it gives up first) wakes the worker.  A parent
  * does not detach from the queues of a child that ended: the worker is done
- * with them, and the detach would only wake it.
+ * with them, and the detach would only wake it.  Even those two wake-ups
+ * are mostly avoided by polling first (pg/spin.hpp): the parent polls the
+ * header's `answered` before it waits for the lock, and a worker polls its
+ * latch before it sleeps, between requests and in the pool.
  *
  * Requests (parent -> child queue): one byte of RequestCode, then the SQL
  * text with its terminating NUL (empty for Commit and Rollback).
@@ -135,6 +138,11 @@ struct ChildHeader
 									 * worker, see parent.cpp) */
 	bool		worker_attached;	/* the worker attached to both queues:
 									 * from now on its exit detaches them */
+	pg_atomic_uint32 answered;	/* 1 + number of the last request the
+								 * worker answered: set once its 'Z' is
+								 * sent, or as soon as its lock is free if
+								 * its answer may not fit the queue; only a
+								 * hint for a polling parent */
 };
 
 /* Class id of execution locks in pg_locks ("CT"). */

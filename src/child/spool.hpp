@@ -28,6 +28,12 @@ class Spool
 	/* Is there nothing to send? */
 	bool		empty() const { return count_ == 0; }
 
+	/* Is everything spooled held in memory, in at most `bytes` bytes? */
+	bool		fits(size_t bytes) const
+	{
+		return file_ == nullptr && used_ <= bytes;
+	}
+
 	/*
 	 * Send every spooled message, in order, to mqh.  Returns SHM_MQ_SUCCESS,
 	 * or the first failure (SHM_MQ_DETACHED; SHM_MQ_WOULD_BLOCK only with

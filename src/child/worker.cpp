@@ -26,6 +26,7 @@
 #include "heap/am.hpp"
 #include "heap/intents.hpp"
 
+#include "pg/spin.hpp"
 #include "settings.hpp"
 
 namespace child_txn
@@ -51,6 +52,7 @@ ChildHeader *hdr = nullptr;
 ChildHeader *volatile cancel_hdr = nullptr;
 dsm_segment *child_seg = nullptr;
 bool		reusable = true;	/* may serve another child after this one */
+bool		offered = false;	/* end_child offered us to the pool again */
 shm_mq_handle *request_mqh = nullptr;
 shm_mq_handle *response_mqh = nullptr;
 uint32		request_number = 0;	/* of the request being served / next */
@@ -264,6 +266,12 @@ finish_request()
 		take_exec_lock(request_number + 1);
 		drop_exec_lock(request_number);
 		request_number++;
+		/*
+		 * A parent polling for our answer (see wait_for_child) would not
+		 * read an answer that may not fit the queue: tell it now.
+		 */
+		if (!worker_spool.fits(kResponseQueueSize / 2))
+			pg_atomic_write_u32(&hdr->answered, request_number);
 	}
 	if (worker_spool.drain(response_mqh, false) != SHM_MQ_SUCCESS)
 		return false;
@@ -280,6 +288,7 @@ finish_request()
 	iov[1].len = sizeof(ready);
 	if (shm_mq_sendv(response_mqh, iov, 2, false, true) != SHM_MQ_SUCCESS)
 		return false;
+	pg_atomic_write_u32(&hdr->answered, request_number);	/* see above */
 	phase = Phase::Idle;
 	report_idle_state();
 	return true;
@@ -557,6 +566,7 @@ wait_for_request(Size *nbytes, void **data)
 		if (res == SHM_MQ_DETACHED)
 			return false;
 
+		(void) pg::spin_for_latch();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -860,9 +870,11 @@ attach_child(dsm_handle handle)
 /*
  * Done with a child, whichever way it ended: roll back what is left, drop
  * the execution locks, detach from the queues (the parent sees that) and
- * say so in the header (worker_done), and reset the session
- * so the next child inherits nothing.  A worker that used temporary tables
- * is not reused (temp_buffers cannot change afterwards).
+ * say so in the header (worker_done), offer ourselves to the pool again,
+ * and reset the session so the next child inherits nothing (a next child
+ * assigned meanwhile waits in the queue; see pool_worker_offer).  A worker
+ * that used temporary tables is not reused (temp_buffers cannot change
+ * afterwards).
  */
 void
 end_child()
@@ -888,6 +900,10 @@ end_child()
 		hdr->worker_done = true;
 		SpinLockRelease(&hdr->mutex);
 	}
+	/* A worker that used temporary tables is not reused (see above). */
+	if (NLocBuffer > 0)
+		reusable = false;
+	offered = pool_worker_offer(reusable, request_number);
 	child_seg = nullptr;
 	unmap_released_segments();
 	hdr = nullptr;
@@ -933,8 +949,6 @@ end_child()
 	CommitTransactionCommand();
 	/* group-commit writes the child queued are not the next child's */
 	gc::forget_session_writes();
-	if (NLocBuffer > 0)
-		reusable = false;
 	phase = Phase::Idle;
 }
 
@@ -1080,7 +1094,17 @@ child_txn_worker_main(Datum main_arg)
 
 		if (hdr == nullptr)
 		{
-			dsm_handle	next = pool_worker_next(reusable, request_number);
+			dsm_handle	next;
+
+			/*
+			 * Offered by end_child, or (after an error taking up the last
+			 * assignment) not: then offer now, which drops that assignment
+			 * and so tells its parent we do not serve it.
+			 */
+			if (!offered && !pool_worker_offer(reusable, request_number))
+				proc_exit(0);
+			offered = false;
+			next = pool_worker_next();
 
 			if (next == DSM_HANDLE_INVALID)
 				proc_exit(0);

@@ -14,6 +14,7 @@
 #include "pg/postgres_headers.hpp"
 
 #include "gc/queue.hpp"
+#include "pg/spin.hpp"
 #include "settings.hpp"
 
 namespace child_txn
@@ -744,6 +745,7 @@ wait_for_write(const WriteRef &ref)
 				continue;
 			}
 
+			(void) pg::spin_for_latch();
 			int			rc = WaitLatch(MyLatch,
 									   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 									   1000L, PG_WAIT_EXTENSION);

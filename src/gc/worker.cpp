@@ -27,6 +27,7 @@
 #include "pg/postgres_headers.hpp"
 
 #include "gc/queue.hpp"
+#include "pg/spin.hpp"
 #include "settings.hpp"
 
 namespace child_txn
@@ -1424,6 +1425,7 @@ child_txn_group_commit_main(Datum main_arg)
 				idle_left = Max(idle_left, 100L);
 				timeout = timeout < 0 ? idle_left : Min(timeout, idle_left);
 			}
+			(void) pg::spin_for_latch();
 			(void) WaitLatch(MyLatch,
 							 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH |
 							 (timeout >= 0 ? WL_TIMEOUT : 0),

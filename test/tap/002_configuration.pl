@@ -74,6 +74,35 @@ unlike($err, qr/leak|child transaction \d+ was still open.*\n.*child transaction
 	'only the first child is reported, no segment leaks');
 is($node->safe_psql('postgres', "SELECT child_txn.run('SELECT 1')"), '1',
 	'one child still works');
+
+# child_txn.spin_wait only shortens waits: with polling off, and with long
+# polls, children and group commit work, and a cancel still ends the wait
+# for a child at once.
+$node->safe_psql('postgres', 'CREATE TABLE g (a int)');
+for my $spin (0, 10000)
+{
+	$node->safe_psql('postgres',
+		"ALTER SYSTEM SET child_txn.spin_wait = $spin; SELECT pg_reload_conf()");
+	$node->poll_query_until('postgres',
+		"SELECT current_setting('child_txn.spin_wait') = '$spin'")
+	  or die "spin_wait = $spin was not loaded";
+	is( $node->safe_psql(
+			'postgres',
+			"SELECT child_txn.run('INSERT INTO g VALUES ($spin)'); "
+			  . "SELECT child_txn.append('g', ROW($spin + 1)::g); "
+			  . "SELECT count(*) FROM g WHERE a IN ($spin, $spin + 1)"),
+		"1\n\n2",
+		"spin_wait = $spin: a child and a group-commit write are durable");
+	my $t0 = time();
+	($ret, $out, $err) = $node->psql('postgres',
+		"SET statement_timeout = '300ms'; "
+		  . "SELECT child_txn.run('SELECT pg_sleep(60)')");
+	like($err, qr/canceling statement due to statement timeout/,
+		"spin_wait = $spin: statement_timeout cancels the wait for a child");
+	cmp_ok(time() - $t0, '<', 30, "spin_wait = $spin: and does so promptly");
+	is($node->safe_psql('postgres', "SELECT child_txn.run('SELECT 1')"),
+		'1', "spin_wait = $spin: the worker serves the next child");
+}
 $node->stop;
 
 done_testing();
