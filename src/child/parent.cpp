@@ -483,7 +483,8 @@ read_response(ChildConn *conn, const char *sql, RowSink *sink)
  * lock-manager wait for ShareLock on its execution lock, so the deadlock
  * detector sees us waiting for the child.  lock_timeout is for lock waits
  * the user asked for; the child's own statements obey it, the wait for the
- * child does not (statement_timeout and cancel still apply).
+ * child does not (statement_timeout and cancel still apply).  If the child
+ * has answered already, there is no wait and no lock to take.
  */
 void
 wait_for_child(ChildConn *conn, uint32 request)
@@ -493,10 +494,16 @@ wait_for_child(ChildConn *conn, uint32 request)
 
 	set_exec_locktag(&tag, MyDatabaseId, conn->where.slot,
 					 conn->where.generation, request);
-	/* Usually the answer is quick: see spin.hpp. */
-	(void) pg::spin_until([conn, request] {
-		return pg_atomic_read_u32(&conn->hdr->answered) == request + 1;
-	});
+	/*
+	 * Usually the answer is quick: poll for it first (see spin.hpp).  Once
+	 * the worker has answered it has released the lock, so there is no
+	 * wait left to show the lock manager, and taking the lock would only
+	 * cost both of us its partition lock.
+	 */
+	if (pg::spin_until([conn, request] {
+			return pg_atomic_read_u32(&conn->hdr->answered) == request + 1;
+		}))
+		return;
 	LockTimeout = 0;
 	PG_TRY();
 	{

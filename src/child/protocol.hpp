@@ -18,6 +18,8 @@
  *			 ExecLock[n % 2], streams the spool to the parent and sends 'Z'.
  *	 parent: sends request n, then waits for ShareLock on ExecLock[n % 2];
  *			 once granted it drops the lock at once and reads the response.
+ *			 (If the header's `answered` shows request n done already, the
+ *			 lock is free: it skips taking it.)
  *			 It learns n from the pool slot when it is given the worker.
  *
  * So the lock a parent waits on is always held by the worker until the
