@@ -28,10 +28,14 @@ class Spool
 	/* Is there nothing to send? */
 	bool		empty() const { return count_ == 0; }
 
-	/* Is everything spooled held in memory, in at most `bytes` bytes? */
+	/*
+	 * Would everything spooled fit in `bytes` bytes of a shm_mq?  Each
+	 * message there takes a length word and is padded to MAXALIGN: count
+	 * 16 bytes of that per message, against our 5-byte frames.
+	 */
 	bool		fits(size_t bytes) const
 	{
-		return file_ == nullptr && used_ <= bytes;
+		return file_ == nullptr && used_ + count_ * 16 <= bytes;
 	}
 
 	/*

@@ -53,6 +53,7 @@ ChildHeader *volatile cancel_hdr = nullptr;
 dsm_segment *child_seg = nullptr;
 bool		reusable = true;	/* may serve another child after this one */
 bool		offered = false;	/* end_child offered us to the pool again */
+bool		taking_up = false;	/* attaching to a new assignment */
 shm_mq_handle *request_mqh = nullptr;
 shm_mq_handle *response_mqh = nullptr;
 uint32		request_number = 0;	/* of the request being served / next */
@@ -904,8 +905,9 @@ end_child()
 	if (NLocBuffer > 0)
 		reusable = false;
 	offered = pool_worker_offer(reusable, request_number);
-	child_seg = nullptr;
+	/* before child_seg is cleared: the child's header may be reused now */
 	unmap_released_segments();
+	child_seg = nullptr;
 	hdr = nullptr;
 	request_mqh = nullptr;
 	response_mqh = nullptr;
@@ -1088,6 +1090,14 @@ child_txn_worker_main(Datum main_arg)
 		uint32		intents_len;
 		Size		sql_len;
 
+		/*
+		 * An error while taking up an assignment leaves its parent waiting
+		 * on our execution lock, and us half attached: exit, which frees
+		 * the slot and the lock, and the parent reports the worker gone.
+		 */
+		if (taking_up)
+			proc_exit(1);
+
 		heap::forget();			/* they lived in request_cxt */
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(request_cxt);
@@ -1096,20 +1106,18 @@ child_txn_worker_main(Datum main_arg)
 		{
 			dsm_handle	next;
 
-			/*
-			 * Offered by end_child, or (after an error taking up the last
-			 * assignment) not: then offer now, which drops that assignment
-			 * and so tells its parent we do not serve it.
-			 */
-			if (!offered && !pool_worker_offer(reusable, request_number))
+			/* Not offered: end_child found us not reusable. */
+			if (!offered)
 				proc_exit(0);
 			offered = false;
 			next = pool_worker_next();
 
 			if (next == DSM_HANDLE_INVALID)
 				proc_exit(0);
+			taking_up = true;
 			if (!attach_child(next))
 				end_child();
+			taking_up = false;
 			continue;
 		}
 

@@ -49,7 +49,7 @@ SpinShared *spin_shared = nullptr;
 
 /* This process's backoff: its polls' recent failure rate, waits skipped. */
 double		fail_rate = 0.0;
-int			skipped = 0;
+uint32		skipped = 0;
 
 } // namespace
 
@@ -106,7 +106,8 @@ SpinWait::~SpinWait()
 		return;
 	pgstat_report_wait_end();
 	(void) pg_atomic_fetch_sub_u32(&spin_shared->polling, 1);
-	fail_rate += ((succeeded_ ? 0.0 : 1.0) - fail_rate) / kFailWindow;
+	if (!interrupted_)
+		fail_rate += ((succeeded_ ? 0.0 : 1.0) - fail_rate) / kFailWindow;
 }
 
 bool
@@ -116,8 +117,19 @@ SpinWait::next()
 	instr_time	step;
 	instr_time	spent;
 
-	if (!entered_ || InterruptPending)
+	if (!entered_)
 		return false;
+	/*
+	 * An interrupt stops the poll, for the wait after it to serve, but not
+	 * a cancel held off (our workers hold cancels while idle): that one
+	 * cannot be served now anyway.
+	 */
+	if (InterruptPending &&
+		(ProcDiePending || !QueryCancelPending || QueryCancelHoldoffCount == 0))
+	{
+		interrupted_ = true;
+		return false;
+	}
 	(void) sched_yield();
 	INSTR_TIME_SET_CURRENT(now);
 	step = now;

@@ -54,6 +54,7 @@ public:
 private:
 	bool		entered_ = false;
 	bool		succeeded_ = false;
+	bool		interrupted_ = false;
 	int			late_yields = 0;
 	instr_time	start_;
 	instr_time	last_;
