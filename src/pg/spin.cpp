@@ -138,7 +138,7 @@ SpinWait::next()
 	INSTR_TIME_SUBTRACT(spent, start_);
 	last_ = now;
 	if (INSTR_TIME_GET_MICROSEC(step) > kBusyYieldMicros &&
-		++late_yields >= kMaxLateYields)
+		++late_yields_ >= kMaxLateYields)
 		return false;			/* the CPU is wanted: sleep */
 	return INSTR_TIME_GET_MICROSEC(spent) < settings::spin_wait;
 }

@@ -55,7 +55,7 @@ private:
 	bool		entered_ = false;
 	bool		succeeded_ = false;
 	bool		interrupted_ = false;
-	int			late_yields = 0;
+	int			late_yields_ = 0;
 	instr_time	start_;
 	instr_time	last_;
 };
