@@ -20,6 +20,7 @@ int			queue_size = 4096;
 int			queue_memory = 8192;
 int			max_batch_size = 10000;
 int			max_batch_delay = 0;
+int			nowait_batch_delay = 0;
 int			row_lock_wait = 20;
 int			queue_wait_timeout = 0;
 int			spin_wait = 200;
@@ -121,6 +122,18 @@ define()
 		"0 (the default) starts a batch as soon as a write is queued; writes "
 		"that arrive while a batch commits form the next batch.",
 		&max_batch_delay, 0, 0, 10000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+		nullptr, nullptr);
+
+	DefineCustomIntVariable(
+		"child_txn.nowait_batch_delay",
+		"How long the group-commit worker may let writes that nobody waits "
+		"for gather before committing them.",
+		"Applies while every queued write was appended without waiting and "
+		"no flush() waits for one; a waiting append(), a flush(), "
+		"max_batch_size rows or a half-full queue end it early.  Fewer, "
+		"larger batches flush the WAL less often.  0 (the default) starts "
+		"at once.",
+		&nowait_batch_delay, 0, 0, 10000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
 		nullptr, nullptr);
 
 	DefineCustomIntVariable(

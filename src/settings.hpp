@@ -39,6 +39,12 @@ extern int	max_batch_size;
 /* child_txn.max_batch_delay: ms a batch may wait to grow, 0 = none. */
 extern int	max_batch_delay;
 
+/*
+ * child_txn.nowait_batch_delay: ms the group-commit worker lets writes nobody
+ * waits for gather before committing them, 0 = none.
+ */
+extern int	nowait_batch_delay;
+
 /* child_txn.row_lock_wait: ms a batch waits for a row lock before deferring. */
 extern int	row_lock_wait;
 

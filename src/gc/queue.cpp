@@ -215,6 +215,25 @@ wake_procno(int procno)
 }
 
 int
+gather_limit()
+{
+	int			limit = shared->nslots / 2;
+
+	if (settings::max_batch_size > 0)
+		limit = Min(limit, settings::max_batch_size);
+	return Max(limit, 1);
+}
+
+int
+procno_to_wake(const DbWorker *e, int procno, bool waits)
+{
+	Assert(LWLockHeldByMe(shared->lock));
+	if (e->gathering && !waits && e->nqueued < gather_limit())
+		return -1;
+	return procno;
+}
+
+int
 alloc_slot()
 {
 	int			i = shared->free_head;

@@ -143,6 +143,14 @@ struct DbWorker
 	int32		nqueued;
 	int32		ndeferred;		/* writes in state Deferred (not listed) */
 
+	/*
+	 * The worker lets writes nobody waits for gather
+	 * (child_txn.nowait_batch_delay) and wakes by itself when that time is
+	 * up: a write appended without waiting need not wake it, unless the
+	 * queue holds gather_limit() writes.
+	 */
+	bool		gathering;
+
 	Stats		stats;
 };
 
@@ -237,6 +245,18 @@ int			db_entry(Oid database_id);
 
 /* Put a write on its database's queue (state Queued), in queue order. */
 void		enqueue(DbWorker *e, WriteSlot *w);
+
+/*
+ * How many queued writes (or rows) end a gathering early: half the slots,
+ * at most child_txn.max_batch_size.
+ */
+int			gather_limit();
+
+/*
+ * Does a write just queued (waited for or not) have to wake the worker of
+ * entry e, whose PGPROC number is procno?  -1 if not.
+ */
+int			procno_to_wake(const DbWorker *e, int procno, bool waits);
 
 /* Take a Queued write off its database's queue (not at the head, say). */
 void		unlink_queued(DbWorker *e, WriteSlot *w);

@@ -414,6 +414,7 @@ claim_worker(int index, uint32 *generation, int *procno)
 		e->generation++;
 		e->pid = 0;
 		e->pgprocno = -1;
+		e->gathering = false;
 		e->started_at = GetCurrentTimestamp();
 		*generation = e->generation;
 		return true;
@@ -447,6 +448,26 @@ ensure_worker()
 		start_worker(index, generation);
 	else
 		wake_procno(procno);
+}
+
+/*
+ * If our database's worker lets writes gather (see DbWorker.gathering),
+ * wake it: flush() now waits for ours.
+ */
+void
+wake_gathering_worker()
+{
+	Queue	   *q = queue();
+	int			procno = -1;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	int			index = db_entry(MyDatabaseId);
+
+	if (index >= 0 && q->workers[index].gathering &&
+		q->workers[index].state == static_cast<int32>(WorkerState::Running))
+		procno = q->workers[index].pgprocno;
+	LWLockRelease(q->lock);
+	wake_procno(procno);
 }
 
 /* Is our database's worker gone (none running or starting)? */
@@ -1107,6 +1128,7 @@ submit(const Rows &rows, bool wait)
 				enqueue(&q->workers[index], w);
 				ref = WriteRef{i, w->seq};
 				need_start = claim_worker(index, &generation, &procno);
+				procno = procno_to_wake(&q->workers[index], procno, wait);
 				worker_index = index;
 			}
 			LWLockRelease(q->lock);
@@ -1318,6 +1340,7 @@ child_txn_flush(PG_FUNCTION_ARGS)
 	 * the next append.
 	 */
 	pg_atomic_write_u32(&q->flushing[MyProc->pgprocno], 1);
+	wake_gathering_worker();
 
 	for (;;)
 	{

@@ -1209,6 +1209,7 @@ worker_exit(int, Datum)
 		e->state = static_cast<int32>(WorkerState::None);
 		e->pid = 0;
 		e->pgprocno = -1;
+		e->gathering = false;
 
 		/*
 		 * Writes still queued must not wait for a caller to come by (those
@@ -1282,36 +1283,65 @@ next_retry_ms()
 	return Max(TimestampDifferenceMilliseconds(now, first), 1L);
 }
 
-/* With child_txn.max_batch_delay, give a young batch time to grow. */
+/*
+ * Give a young batch time to grow: child_txn.max_batch_delay for any batch,
+ * child_txn.nowait_batch_delay (if longer) while nobody waits for a queued
+ * write, that is, none was appended with wait and no flush() waits for its
+ * session's writes.  Such a gathering ends early at gather_limit() writes or
+ * rows, or a quarter of the queue's memory: then sessions are about to wait
+ * for room.  While it lasts, appends without waiting do not wake us (see
+ * procno_to_wake); a waiting append or a flush() does, and ends it.
+ */
 void
 delay_batch()
 {
 	Queue	   *q = queue();
+	DbWorker   *e = &q->workers[my_index];
 
-	if (settings::max_batch_delay <= 0)
+	if (settings::max_batch_delay <= 0 && settings::nowait_batch_delay <= 0)
 		return;
 	for (;;)
 	{
 		TimestampTz oldest = 0;
 		int64		rows = 0;
+		Size		bytes = 0;
+		bool		waited_for = false;
+		long		left = 0;
 
-		LWLockAcquire(q->lock, LW_SHARED);
-		for (int i = q->workers[my_index].queue_head; i >= 0; i = q->slots[i].next)
+		LWLockAcquire(q->lock, LW_EXCLUSIVE);
+		for (int i = e->queue_head; i >= 0; i = q->slots[i].next)
 		{
 			const WriteSlot *w = &q->slots[i];
 
 			rows += w->nrows;
+			bytes += w->rows_len;
 			if (oldest == 0 || w->queued_at < oldest)
 				oldest = w->queued_at;
+			if (w->wait || (w->owner_procno >= 0 &&
+							pg_atomic_read_u32(&q->flushing[w->owner_procno]) != 0))
+			{
+				waited_for = true;
+				if (settings::max_batch_delay <= 0)
+					break;		/* nothing to wait for then */
+			}
 		}
-		LWLockRelease(q->lock);
-		if (oldest == 0 ||
-			(settings::max_batch_size > 0 && rows >= settings::max_batch_size))
-			return;
-		long		left = TimestampDifferenceMilliseconds(
-			GetCurrentTimestamp(),
-			TimestampTzPlusMilliseconds(oldest, settings::max_batch_delay));
 
+		/* (deferred writes may have callers about to retry them: no gathering) */
+		bool		gather = !waited_for && e->ndeferred == 0 &&
+			settings::nowait_batch_delay > settings::max_batch_delay;
+		int			delay = gather ? settings::nowait_batch_delay :
+			settings::max_batch_delay;
+		bool		full = settings::max_batch_size > 0 &&
+			rows >= settings::max_batch_size;
+
+		if (gather)
+			full = full || rows >= gather_limit() || e->nqueued >= gather_limit() ||
+				bytes >= static_cast<Size>(settings::queue_memory) * 1024 / 4;
+		if (oldest != 0 && delay > 0 && !full)
+			left = TimestampDifferenceMilliseconds(
+				GetCurrentTimestamp(), TimestampTzPlusMilliseconds(oldest, delay));
+		e->gathering = gather && left > 0;
+		LWLockRelease(q->lock);
 		if (left <= 0)
 			return;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -1360,6 +1390,7 @@ child_txn_group_commit_main(Datum main_arg)
 		proc_exit(0);
 	}
 	e->state = static_cast<int32>(WorkerState::Running);
+	e->gathering = false;
 	e->pid = MyProcPid;
 	e->pgprocno = MyProc->pgprocno;
 	e->started_at = GetCurrentTimestamp();

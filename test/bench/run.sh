@@ -34,11 +34,11 @@ child)
 	;;
 gc)
 	DEF_CLIENTS="1 32"
-	DEF_METHODS="plain gc_append gc_nowait gc_ceiling"
+	DEF_METHODS="plain gc_append gc_nowait gc_nowait_gather gc_ceiling"
 	;;
 all)
 	DEF_CLIENTS="1 8 32"
-	DEF_METHODS="plain child_txn dblink_new dblink_kept block_plain block_child gc_append gc_nowait gc_ceiling"
+	DEF_METHODS="plain child_txn dblink_new dblink_kept block_plain block_child gc_append gc_nowait gc_nowait_gather gc_ceiling"
 	;;
 *) printf 'run.sh: ERROR: SUITE must be child, gc or all\n' >&2; exit 1 ;;
 esac
@@ -253,6 +253,29 @@ RUNS_TSV=$SCRATCH/runs.tsv
 : >"$RUNS_TSV"
 : >"$SCRATCH/failures.txt"
 
+# A method's script may ask for server settings for its runs, one per line:
+#   -- server: child_txn.nowait_batch_delay = '1ms'
+# run_one sets them (ALTER SYSTEM, reload) before the run and resets them
+# after it.  server_settings METHOD set|reset
+server_settings() {
+	local m=$1 how=$2 line name
+	local -i n=0
+	while IFS= read -r line; do
+		name=${line%%=*}
+		name=${name// /}
+		if [ "$how" = set ]; then
+			psql_q -c "ALTER SYSTEM SET $line" || die "$m: ALTER SYSTEM SET $line failed"
+		else
+			psql_q -c "ALTER SYSTEM RESET $name" || die "$m: ALTER SYSTEM RESET $name failed"
+		fi
+		n+=1
+	done < <(sed -n 's/^-- server: *//p' "$SCRATCH/scripts/$m.sql")
+	if [ "$n" -gt 0 ]; then
+		psql_q -c "SELECT pg_reload_conf()" >/dev/null || die "reload failed"
+		sleep 0.5 # background workers reread the file at their next wake-up
+	fi
+}
+
 run_one() {
 	local m=$1 c=$2 round=$3 dur=$4 record=$5
 	local tag="$m.c$c.r$round" j rc=0 tps logged nonnum rows
@@ -269,6 +292,7 @@ run_one() {
 
 	local log_lines_before xid_before xid_after xids
 	log_lines_before=$(wc -l <"$SERVER_LOG")
+	server_settings "$m" set
 	xid_before=$(psql_q -c "SELECT txid_current()")
 	as_pg "$PG_BINDIR/pgbench" "${PGBENCH_COMMON[@]}" -T "$dur" -c "$c" -j "$j" \
 		-l --log-prefix="$dir/txn" -f "$SCRATCH/scripts/$m.sql" \
@@ -285,6 +309,7 @@ run_one() {
 	done
 	[ "$drained" = 1 ] || note "warning: the group-commit queue did not drain after $tag"
 	xid_after=$(psql_q -c "SELECT txid_current()")
+	server_settings "$m" reset
 	# transaction ids consumed by the run (not counting the two probes)
 	xids=$((xid_after - xid_before - 1))
 
@@ -425,11 +450,14 @@ awk -F'\t' '
 			pm = med["plain," c]; gm = med["gc_append," c]
 			if (pm != "" && pm != "NaN" && gm != "" && gm != "NaN" && pm + 0 > 0)
 				printf "group commit, waiting: gc_append median / plain median at %s: %.2fx\n", cl, gm / pm
-			n = tps["gc_nowait," c]; s = tps["gc_ceiling," c]
-			if (n != "" && n != "NaN" && s != "" && s != "NaN" && s + 0 > 0)
-				printf "group commit, fire-and-forget: gc_nowait rows/s / gc_ceiling statements/s at %s: %.0f%%\n", cl, 100 * n / s
+			s = tps["gc_ceiling," c]
 			for (j = 1; j <= 2; j++) {
-				o = (j == 1) ? "gc_append" : "gc_nowait"; x = xk[o "," c]
+				o = (j == 1) ? "gc_nowait" : "gc_nowait_gather"; n = tps[o "," c]
+				if (n != "" && n != "NaN" && s != "" && s != "NaN" && s + 0 > 0)
+					printf "group commit, fire-and-forget: %s rows/s / gc_ceiling statements/s at %s: %.0f%%\n", o, cl, 100 * n / s
+			}
+			for (j = 1; j <= 3; j++) {
+				o = (j == 1) ? "gc_append" : (j == 2) ? "gc_nowait" : "gc_nowait_gather"; x = xk[o "," c]
 				if (x != "" && x != "-") printf "transaction ids per 10,000 writes, %s at %s: %s\n", o, cl, x
 			}
 		}

@@ -1,6 +1,7 @@
 # The group-commit queue is bounded: when it is full, append() waits
 # (interruptibly, or up to child_txn.queue_wait_timeout) and nothing is
-# dropped.  Also: child_txn.max_batch_size and child_txn.max_batch_delay.
+# dropped.  Also: child_txn.max_batch_size, child_txn.nowait_batch_delay and
+# child_txn.max_batch_delay.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -193,6 +194,37 @@ cmp_ok($after - $before, '>=', 5, 'in at least five batches');
 cmp_ok($node->safe_psql('postgres',
 	"SELECT max_batch_rows FROM child_txn.group_commit_stats WHERE database = 'postgres'"),
 	'<=', 16, 'max_batch_rows is reported');
+
+# nowait_batch_delay: writes nobody waits for gather company that long;
+# a waiting append(), a flush() or a full gathering (here half the sixteen
+# slots) ends it at once.
+$node->safe_psql('postgres', 'TRUNCATE q');
+$node->append_conf('postgresql.conf',
+	"child_txn.max_batch_size = 10000\nchild_txn.nowait_batch_delay = '10s'");
+$node->reload;
+ok($node->poll_query_until('postgres',
+	"SELECT current_setting('child_txn.nowait_batch_delay') = '10s'"),
+	'nowait_batch_delay = 10s is in effect');
+sleep(0.5);		# the worker rereads the file at its next wake-up
+$node->safe_psql('postgres', "SELECT child_txn.append('q', ROW(1)::q, false)");
+sleep(1);
+is(count_q(), '0', 'a write nobody waits for is not committed at once');
+$node->safe_psql('postgres',
+	"SET statement_timeout = '8s'; SELECT child_txn.append('q', ROW(2)::q)");
+is(count_q(), '2', 'a waiting append ends the gathering: both writes committed');
+$node->safe_psql('postgres',
+	"SET statement_timeout = '8s'; SELECT child_txn.append('q', ROW(3)::q, false); "
+	  . "SELECT child_txn.flush()");
+is(count_q(), '3', 'flush() ends the gathering');
+my $t_full = time();
+$node->safe_psql('postgres',
+	"SELECT child_txn.append('q', ROW(i)::q, false) FROM generate_series(4, 11) i");
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 11 FROM q'),
+	'eight writes nobody waits for are committed');
+my $full_elapsed = time() - $t_full;
+cmp_ok($full_elapsed, '<', 8,
+	"before nowait_batch_delay is up: half the queue ends the gathering (${full_elapsed}s)");
+$node->append_conf('postgresql.conf', "child_txn.nowait_batch_delay = 0");
 
 # max_batch_delay: a lone write waits that long for company.
 $node->append_conf('postgresql.conf', "child_txn.max_batch_delay = '300ms'");
