@@ -31,13 +31,14 @@ constexpr int kMaxLateYields = 2;
 
 /*
  * Backoff: a process whose recent polls mostly came to nothing (the CPU was
- * wanted, or the answer took too long) polls only every kProbeEvery-th
- * time, until its polls succeed again.  "Recent" is a moving average over
- * about kFailWindow polls.
+ * wanted, or the answer took too long) polls only every probe_every-th
+ * time, an interval that doubles (up to kMaxProbeEvery) with each probe
+ * that fails and is reset by one that succeeds.  "Recent" is a moving
+ * average over about kFailWindow polls.
  */
 constexpr double kMaxFailRate = 0.25;
 constexpr double kFailWindow = 8.0;
-constexpr int kProbeEvery = 8;
+constexpr uint32 kMaxProbeEvery = 64;
 
 struct SpinShared
 {
@@ -49,6 +50,7 @@ SpinShared *spin_shared = nullptr;
 
 /* This process's backoff: its polls' recent failure rate, waits skipped. */
 double		fail_rate = 0.0;
+uint32		probe_every = 1;
 uint32		skipped = 0;
 
 } // namespace
@@ -79,8 +81,9 @@ SpinWait::SpinWait()
 {
 	if (settings::spin_wait <= 0 || spin_shared == nullptr)
 		return;
-	if (fail_rate > kMaxFailRate && ++skipped % kProbeEvery != 0)
+	if (++skipped < probe_every)
 		return;
+	skipped = 0;
 
 	uint32		cur = pg_atomic_read_u32(&spin_shared->polling);
 
@@ -106,8 +109,20 @@ SpinWait::~SpinWait()
 		return;
 	pgstat_report_wait_end();
 	(void) pg_atomic_fetch_sub_u32(&spin_shared->polling, 1);
-	if (!interrupted_)
-		fail_rate += ((succeeded_ ? 0.0 : 1.0) - fail_rate) / kFailWindow;
+	/*
+	 * A poll stopped because the CPU was wanted counts as failed even if
+	 * the answer came meanwhile: it came while others ran, and we only
+	 * took their CPU in between.
+	 */
+	bool		paid = succeeded_ && late_yields_ < kMaxLateYields;
+
+	if (interrupted_)
+		return;
+	fail_rate += ((paid ? 0.0 : 1.0) - fail_rate) / kFailWindow;
+	if (paid)
+		probe_every = 1;
+	else if (fail_rate > kMaxFailRate)
+		probe_every = Min(probe_every * 2, kMaxProbeEvery);
 }
 
 bool
