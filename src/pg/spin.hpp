@@ -19,7 +19,8 @@
  *	- a poll stops when a second yield comes back late (another process
  *	  ran meanwhile): the machine is busy, and there sleeping costs little;
  *	- a process whose recent polls mostly came to nothing (stopped, or
- *	  timed out) polls only now and then, until they succeed again;
+ *	  timed out) polls only now and then (ever more rarely, up to every
+ *	  64th wait), until one of these polls succeeds;
  *	- a pending interrupt stops it, for the wait that follows to handle.
  * A poll is only a shortcut: the sleep after it (on a latch, or in the lock
  * manager) stays the real wait, so nothing but latency depends on it.
