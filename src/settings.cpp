@@ -21,6 +21,7 @@ int			queue_memory = 8192;
 int			max_batch_size = 10000;
 int			max_batch_delay = 0;
 int			nowait_batch_delay = 0;
+int			deferred_queue_share = 50;
 int			row_lock_wait = 20;
 int			queue_wait_timeout = 0;
 int			spin_wait = 200;
@@ -134,6 +135,18 @@ define()
 		"larger batches flush the WAL less often.  0 (the default) starts "
 		"at once.",
 		&nowait_batch_delay, 0, 0, 10000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+		nullptr, nullptr);
+
+	DefineCustomIntVariable(
+		"child_txn.deferred_queue_share",
+		"Percentage of the group-commit queue that deferred writes may take "
+		"before further writes to their tables wait.",
+		"Once writes deferred on a locked table (or row) hold this share of "
+		"the queue's slots or memory, an append without waiting to a table "
+		"with deferred writes first waits, in the lock manager, for the "
+		"lock that blocks them, so that other tables keep room in the "
+		"queue.  100 turns this off: deferred writes may fill the queue.",
+		&deferred_queue_share, 50, 1, 100, PGC_SIGHUP, 0, nullptr,
 		nullptr, nullptr);
 
 	DefineCustomIntVariable(

@@ -45,6 +45,13 @@ extern int	max_batch_delay;
  */
 extern int	nowait_batch_delay;
 
+/*
+ * child_txn.deferred_queue_share: percent of the group-commit queue (slots
+ * or memory) deferred writes may hold before appends without waiting to
+ * their tables wait for what blocks them; 100 = no limit.
+ */
+extern int	deferred_queue_share;
+
 /* child_txn.row_lock_wait: ms a batch waits for a row lock before deferring. */
 extern int	row_lock_wait;
 

@@ -874,8 +874,8 @@ attach_child(dsm_handle handle)
  * say so in the header (worker_done), offer ourselves to the pool again,
  * and reset the session so the next child inherits nothing (a next child
  * assigned meanwhile waits in the queue; see pool_worker_offer).  A worker
- * that used temporary tables is not reused (temp_buffers cannot change
- * afterwards).
+ * that set up local buffers (its child read or wrote temporary-table data)
+ * is not reused: temp_buffers cannot change afterwards.
  */
 void
 end_child()
@@ -901,7 +901,7 @@ end_child()
 		hdr->worker_done = true;
 		SpinLockRelease(&hdr->mutex);
 	}
-	/* A worker that used temporary tables is not reused (see above). */
+	/* A worker that used local buffers is not reused (see above). */
 	if (NLocBuffer > 0)
 		reusable = false;
 	offered = pool_worker_offer(reusable, request_number);

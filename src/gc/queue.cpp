@@ -338,6 +338,20 @@ free_slot(WriteSlot *w)
 	shared->free_head = static_cast<int32>(w - shared->slots);
 }
 
+void
+count_deferred(DbWorker *e, const WriteSlot *w, int delta)
+{
+	Assert(LWLockHeldByMeInMode(shared->lock, LW_EXCLUSIVE));
+	Assert(delta == 1 || delta == -1);
+	e->ndeferred += delta;
+	shared->ndeferred += delta;
+	if (delta > 0)
+		shared->deferred_bytes += w->rows_len;
+	else
+		shared->deferred_bytes -= w->rows_len;
+	Assert(e->ndeferred >= 0 && shared->ndeferred >= 0);
+}
+
 bool
 hand_failure_to_owner(WriteSlot *w, bool *freed_other)
 {

@@ -141,7 +141,8 @@ struct DbWorker
 	int32		queue_head;
 	int32		queue_tail;
 	int32		nqueued;
-	int32		ndeferred;		/* writes in state Deferred (not listed) */
+	int32		ndeferred;		/* writes in state Deferred (not listed); */
+	/* change with count_deferred() */
 
 	/*
 	 * The worker lets writes nobody waits for gather
@@ -161,6 +162,8 @@ struct Queue
 	LWLock	   *lock;
 	ConditionVariable space_freed;	/* a slot or queue memory came free */
 	pg_atomic_uint32 unqueued;	/* row chunks allocated, not yet in a slot */
+	int32		ndeferred;		/* writes in state Deferred, all databases */
+	Size		deferred_bytes;	/* ... and the queue memory their rows take */
 	int			dsa_tranche;
 	int			nslots;
 	int32		free_head;		/* free slots, a list through .next */
@@ -230,6 +233,13 @@ int			alloc_slot();
 
 /* Free a write slot and its rows.  It must not be on a queue list. */
 void		free_slot(WriteSlot *w);
+
+/*
+ * Write w (of entry e) enters (delta 1) or leaves (-1) state Deferred:
+ * count it in e->ndeferred and in the queue's totals.  Lock held
+ * exclusively.
+ */
+void		count_deferred(DbWorker *e, const WriteSlot *w, int delta);
 
 /*
  * A fire-and-forget write failed: count it for its session, which reports

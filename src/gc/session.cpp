@@ -493,7 +493,10 @@ worker_gone()
 	return gone;
 }
 
-/* Mark a deferred write for retry and wake the worker. */
+/*
+ * Mark a deferred write for retry and wake the worker.  (Any session's:
+ * see wait_while_blocked.  Queue order numbers are never reused.)
+ */
 void
 ask_retry(const WriteRef &ref)
 {
@@ -502,11 +505,11 @@ ask_retry(const WriteRef &ref)
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 	WriteSlot  *w = &q->slots[ref.slot];
 
-	if (same(w, ref) && w->state == static_cast<int32>(WriteState::Deferred))
+	if (w->seq == ref.seq && w->state == static_cast<int32>(WriteState::Deferred))
 	{
 		DbWorker   *e = &q->workers[db_entry(w->database_id)];
 
-		e->ndeferred--;
+		count_deferred(e, w, -1);
 		w->retry = false;
 		enqueue(e, w);
 	}
@@ -668,7 +671,7 @@ withdraw_write(const WriteRef &ref)
 				freed = true;
 				break;
 			case WriteState::Deferred:
-				e->ndeferred--;
+				count_deferred(e, w, -1);
 				free_slot(w);
 				freed = true;
 				break;
@@ -1025,6 +1028,152 @@ self_blocked_writes(Oid *relid)
 	return blocked == mine_waiting ? blocked : 0;
 }
 
+/*
+ * Do deferred writes hold child_txn.deferred_queue_share percent of the
+ * queue's slots or of its memory?  Also read without the lock, as a first
+ * look on every append: the limit is a soft one, and a stale answer is
+ * corrected by the next append.
+ */
+bool
+deferred_over_share()
+{
+	const volatile Queue *q = queue();
+	int			share = settings::deferred_queue_share;
+	int64		n = q->ndeferred;
+	Size		bytes = q->deferred_bytes;
+
+	if (share >= 100)
+		return false;
+	return n * 100 >= static_cast<int64>(q->nslots) * share ||
+		bytes * 100 >= static_cast<Size>(settings::queue_memory) * 1024 * share;
+}
+
+/*
+ * Does this transaction hold what a write deferred for `reason` on `tag`
+ * (in `mode`) waits for?  The same tests as wait_for_blocker's.
+ */
+bool
+blocked_by_us(DeferReason reason, Oid relid, const LOCKTAG &tag,
+			  bool tag_valid, LOCKMODE mode)
+{
+	LOCKMODE	held;
+
+	if (reason == DeferReason::Table)
+		return holds_conflicting_lock(relid, &held);
+	if (tag_valid && tag.locktag_type == LOCKTAG_TRANSACTION)
+		return TransactionIdIsCurrentTransactionId(
+			static_cast<TransactionId>(tag.locktag_field1));
+	return tag_valid && holds_blocking_lock(tag, mode, &held);
+}
+
+/* After ask_retry(ref): wait until the worker has taken that write. */
+void
+wait_until_taken(const WriteRef &ref)
+{
+	Queue	   *q = queue();
+
+	for (int round = 0;; round++)
+	{
+		LWLockAcquire(q->lock, LW_SHARED);
+		const WriteSlot *w = &q->slots[ref.slot];
+		bool		queued = w->seq == ref.seq &&
+			w->state == static_cast<int32>(WriteState::Queued);
+
+		LWLockRelease(q->lock);
+		if (!queued)
+			return;
+		if (round % 100 == 99 && worker_gone())
+			ensure_worker();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * A write appended without waiting to a table whose writes are deferred
+ * (the table, or a row they need, is locked) would only join them in the
+ * queue until the lock is free; enough of them would take the queue from
+ * every other table and database.  So once deferred writes hold
+ * child_txn.deferred_queue_share (half) of the queue's slots or memory,
+ * such a write first waits, in the lock manager, for what blocks the
+ * oldest deferred write of its table (as a caller waiting for its own
+ * write would: visible in pg_locks, subject to lock_timeout and the
+ * deadlock detector), has it retried, and looks again.  Writes to other
+ * tables are not held up.  If this transaction holds the lock itself,
+ * fail rather than wait for ourselves.
+ */
+void
+wait_while_blocked(Oid relid)
+{
+	Queue	   *q = queue();
+	bool		table_locked = false;
+	WaitProgress progress;
+
+	for (;;)
+	{
+		WriteRef	oldest{-1, PG_UINT64_MAX};
+		DeferReason reason = DeferReason::None;
+		LOCKTAG		tag;
+		bool		tag_valid = false;
+		LOCKMODE	mode = NoLock;
+		int			deferred = 0;
+
+		if (!deferred_over_share())
+			break;
+		memset(&tag, 0, sizeof(tag));
+		LWLockAcquire(q->lock, LW_SHARED);
+		if (deferred_over_share())
+		{
+			for (int i = 0; i < q->nslots; i++)
+			{
+				const WriteSlot *w = &q->slots[i];
+
+				if (w->state != static_cast<int32>(WriteState::Deferred) ||
+					w->database_id != MyDatabaseId || w->relid != relid)
+					continue;
+				deferred++;
+				if (w->seq < oldest.seq)
+				{
+					oldest = WriteRef{i, w->seq};
+					reason = static_cast<DeferReason>(w->defer_reason);
+					tag = w->defer_tag;
+					tag_valid = w->defer_tag_valid;
+					mode = w->defer_mode;
+				}
+			}
+		}
+		LWLockRelease(q->lock);
+		if (oldest.slot < 0)
+			break;
+
+		if (blocked_by_us(reason, relid, tag, tag_valid, mode))
+		{
+			char	   *relname = get_rel_name(relid);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("cannot queue another write to table \"%s\": "
+							"%d deferred write(s) to it wait for a lock this transaction holds",
+							relname ? relname : "?", deferred),
+					 errdetail("Deferred writes fill %d%% of the group-commit "
+							   "queue (child_txn.deferred_queue_share); a write "
+							   "to a table whose writes are deferred then waits "
+							   "for the lock that blocks them.",
+							   settings::deferred_queue_share),
+					 errhint("Queue fewer writes to this table while holding "
+							 "the lock, or raise child_txn.queue_size or "
+							 "child_txn.queue_memory.")));
+		}
+		wait_for_blocker(oldest, reason, relid, tag, tag_valid, mode,
+						 &table_locked, [](const WriteRef &) {}, &progress);
+		wait_until_taken(oldest);
+	}
+	if (table_locked)
+		UnlockRelationOid(relid, RowExclusiveLock);
+}
+
 void
 submit(const Rows &rows, bool wait)
 {
@@ -1054,6 +1203,8 @@ submit(const Rows &rows, bool wait)
 
 	if (wait && holds_conflicting_lock(rows.relid, &held))
 		self_wait_error(rows.relid, held);
+	if (!wait)
+		wait_while_blocked(rows.relid);
 	if (rows.total > static_cast<Size>(settings::queue_memory) * 1024 / 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -1154,6 +1305,19 @@ submit(const Rows &rows, bool wait)
 					 errhint("Split it into smaller appends, or raise "
 							 "child_txn.queue_memory (currently %d kB).",
 							 settings::queue_memory)));
+		}
+
+		/*
+		 * A full queue whose deferred writes take their share of it: if
+		 * some are our table's, wait for what blocks them instead (see
+		 * wait_while_blocked), holding no rows meanwhile.
+		 */
+		if (!wait && deferred_over_share())
+		{
+			ConditionVariableCancelSleep();
+			give_back_rows(&chunk);
+			wait_while_blocked(rows.relid);
+			ConditionVariablePrepareToSleep(&q->space_freed);
 		}
 
 		/* Waiting for room that our own deferred writes take is waiting for ourselves. */
@@ -1391,6 +1555,15 @@ child_txn_flush(PG_FUNCTION_ARGS)
 			/* flush() does not withdraw writes it did not queue itself */
 			wait_for_blocker(deferred, reason, relid, tag, tag_valid, mode,
 							 &table_locked, [](const WriteRef &) {}, &progress);
+
+			/*
+			 * Let the worker try before we look again: our other writes
+			 * deferred on the same lock are still Deferred until it takes
+			 * this one (and them with it), and a round per write that ends
+			 * at once would soon look like the livelock WaitProgress
+			 * reports.
+			 */
+			wait_until_taken(deferred);
 			continue;
 		}
 		if (worker_gone())

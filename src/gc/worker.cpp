@@ -884,7 +884,7 @@ requeue_due(DbWorker *e, TimestampTz now)
 	/* in front of newer writes, oldest first */
 	for (int k = n - 1; k >= 0; k--)
 	{
-		e->ndeferred--;
+		count_deferred(e, due[k], -1);
 		enqueue(e, due[k]);
 	}
 }
@@ -1052,7 +1052,7 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 				break;
 			case WriteState::Deferred:
 				st->deferrals++;
-				q->workers[my_index].ndeferred++;
+				count_deferred(&q->workers[my_index], w, 1);
 				w->state = static_cast<int32>(WriteState::Deferred);
 				w->defer_reason = static_cast<int32>(bw->defer_reason);
 				w->defer_tag = bw->defer_tag;

@@ -14,6 +14,9 @@ $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'child_txn'");
 $node->append_conf('postgresql.conf', "max_worker_processes = 16");
 $node->append_conf('postgresql.conf', "child_txn.queue_size = 16");
+# Until the test of this setting below: deferred writes may fill the queue,
+# which is what the tests of a full queue use.
+$node->append_conf('postgresql.conf', "child_txn.deferred_queue_share = 100");
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION child_txn');
 $node->safe_psql('postgres', 'CREATE TABLE q (i int)');
@@ -234,6 +237,80 @@ my $t0 = time();
 $node->safe_psql('postgres', "SELECT child_txn.append('q', ROW(1000)::q)");
 my $elapsed = time() - $t0;
 cmp_ok($elapsed, '>=', 0.29, "with max_batch_delay = 300ms a lone append took ${elapsed}s");
+
+# deferred_queue_share = 50 (the default): writes deferred on a locked
+# table take at most half of the queue's slots or memory; the next write
+# appended without waiting to that table waits for the table's lock, in the
+# lock manager, and writes to other tables go on meanwhile.
+$node->append_conf('postgresql.conf',
+	"child_txn.max_batch_delay = 0\nchild_txn.deferred_queue_share = 50");
+$node->reload;
+ok($node->poll_query_until('postgres',
+	"SELECT current_setting('child_txn.deferred_queue_share') = '50'"),
+	'deferred_queue_share = 50 is in effect');
+$node->safe_psql('postgres', 'TRUNCATE q; TRUNCATE big; CREATE TABLE r (i int)');
+
+sub deferrals
+{
+	return $node->safe_psql('postgres',
+		"SELECT deferrals FROM child_txn.group_commit_stats WHERE database = 'postgres'");
+}
+
+# wait until `n` more writes were deferred, then start `sql` in the
+# background; returns the session once it waits for a lock
+sub blocked_append
+{
+	my ($deferrals0, $n, $sql, $pattern) = @_;
+	ok($node->poll_query_until('postgres',
+		"SELECT deferrals - $deferrals0 >= $n FROM child_txn.group_commit_stats "
+		  . "WHERE database = 'postgres'"),
+		"$n writes deferred");
+	my $s = $node->background_psql('postgres');
+	$s->query_until(qr/started/, "\\echo started\n$sql;\n");
+	ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+		  . "AND wait_event = 'relation' AND query LIKE '%$pattern%'"),
+		'the next write to the locked table waits for its lock');
+	return $s;
+}
+
+# slots: 8 of 16 deferred
+my $d0 = deferrals();
+$locker->query_safe('BEGIN; LOCK q IN EXCLUSIVE MODE');
+$node->safe_psql('postgres',
+	"SELECT child_txn.append('q', ROW(i)::q, false) FROM generate_series(1, 8) i");
+my $blocked = blocked_append($d0, 8,
+	"SELECT child_txn.append('q', ROW(9)::q, false)", 'ROW(9)');
+$node->safe_psql('postgres',
+	"SET statement_timeout = '20s'; SELECT child_txn.append('r', ROW(1)::r)");
+is($node->safe_psql('postgres', 'SELECT count(*) FROM r'), '1',
+	'a write to another table commits meanwhile');
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET lock_timeout = '200ms'; SELECT child_txn.append('q', ROW(10)::q, false)");
+like($stderr, qr/canceling statement due to lock timeout/,
+	'that wait obeys lock_timeout');
+$locker->query_safe('COMMIT');
+$blocked->query_safe('SELECT child_txn.flush()');
+$blocked->quit;
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 9 FROM q'),
+	'once the lock is gone all nine writes are in the table, the refused one not');
+
+# memory: two 3 MB writes deferred, 6 of 8 MB
+$d0 = deferrals();
+$locker->query_safe('BEGIN; LOCK big IN EXCLUSIVE MODE');
+$node->safe_psql('postgres', "SELECT child_txn.append('big', $big_row, false)");
+$node->safe_psql('postgres', "SELECT child_txn.append('big', $big_row, false)");
+$blocked = blocked_append($d0, 2,
+	"SELECT child_txn.append('big', ROW('small')::big, false)", 'small');
+$node->safe_psql('postgres',
+	"SET statement_timeout = '20s'; SELECT child_txn.append('r', ROW(2)::r)");
+is($node->safe_psql('postgres', 'SELECT count(*) FROM r'), '2',
+	'with the memory half taken, a write to another table commits meanwhile');
+$locker->query_safe('COMMIT');
+$blocked->query_safe('SELECT child_txn.flush()');
+$blocked->quit;
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 3 FROM big'),
+	'all three writes to the big table are in it');
 
 # A database closed to new connections keeps its group commit (and child
 # transactions) for the sessions already in it.
