@@ -141,8 +141,8 @@ struct DbWorker
 	int32		queue_head;
 	int32		queue_tail;
 	int32		nqueued;
-	int32		ndeferred;		/* writes in state Deferred (not listed); */
-	/* change with count_deferred() */
+	int32		ndeferred;		/* writes in state Deferred (not listed),
+								 * counted by count_deferred() */
 
 	/*
 	 * The worker lets writes nobody waits for gather
