@@ -330,12 +330,37 @@ free_slot(WriteSlot *w)
 	w->owner_procno = -1;
 	w->owner_pid = 0;
 	w->seq = 0;
-	w->retry = false;
 	w->defer_reason = static_cast<int32>(DeferReason::None);
 	w->defer_tag_valid = false;
 	w->defer_count = 0;
 	w->next = shared->free_head;
 	shared->free_head = static_cast<int32>(w - shared->slots);
+}
+
+namespace
+{
+int
+seq_cmp(const void *a, const void *b)
+{
+	uint64		x = static_cast<const WriteSlot *const *>(a)[0]->seq;
+	uint64		y = static_cast<const WriteSlot *const *>(b)[0]->seq;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+}							/* namespace */
+
+void
+requeue_deferred(DbWorker *e, WriteSlot **ws, int n)
+{
+	Assert(LWLockHeldByMeInMode(shared->lock, LW_EXCLUSIVE));
+	if (n > 1)
+		qsort(ws, n, sizeof(WriteSlot *), seq_cmp);
+	for (int k = n - 1; k >= 0; k--)
+	{
+		Assert(ws[k]->state == static_cast<int32>(WriteState::Deferred));
+		count_deferred(e, ws[k], -1);
+		enqueue(e, ws[k]);
+	}
 }
 
 void

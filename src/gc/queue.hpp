@@ -73,7 +73,6 @@ struct WriteSlot
 	int32		next;			/* next slot in the free list or in its
 								 * database's queue, -1 at the end */
 	bool		wait;			/* the caller waits for the outcome */
-	bool		retry;			/* Deferred: may be taken again now */
 	bool		abandoned;		/* its caller stopped waiting for it */
 	int32		owner_procno;	/* submitting backend's PGPROC, -1: gone */
 	int32		owner_pid;
@@ -255,6 +254,13 @@ int			db_entry(Oid database_id);
 
 /* Put a write on its database's queue (state Queued), in queue order. */
 void		enqueue(DbWorker *e, WriteSlot *w);
+
+/*
+ * Deferred writes ws[0..n) of entry e go back on its queue, in queue order
+ * (ws is sorted here).  They are usually older than everything queued, so
+ * they go in newest first, each at the head: no list walks.
+ */
+void		requeue_deferred(DbWorker *e, WriteSlot **ws, int n);
 
 /*
  * How many queued writes (or rows) end a gathering early: half the slots,

@@ -51,11 +51,23 @@ struct WriteRef
  * session that the worker cannot get past: then every round ends at once
  * and the write is never applied.  That is a cycle through the worker,
  * which the deadlock detector cannot see; it is reported after a few
- * rounds that did not wait at all.
+ * rounds that did not wait at all, each for the same write on the same
+ * lock (a round about another write means the last one got past).
  */
+enum class Waiter
+{
+	Append,						/* append(..., wait => true) */
+	Flush,						/* flush() */
+	Share						/* append(..., wait => false) over the share */
+};
+
 struct WaitProgress
 {
-	LOCKTAG		tag{};
+	explicit WaitProgress(Waiter w) : waiter(w) {}
+
+	Waiter		waiter;			/* who waits: picks the hint of the error */
+	LOCKTAG		tag{};			/* the lock of the last round ... */
+	uint64		seq = 0;		/* ... and its write */
 	int			quick_rounds = 0;
 };
 
@@ -494,13 +506,17 @@ worker_gone()
 }
 
 /*
- * Mark a deferred write for retry and wake the worker.  (Any session's:
- * see wait_while_blocked.  Queue order numbers are never reused.)
+ * We waited for what blocks a deferred write: queue it again, with every
+ * other write of its database deferred on the same lock (they wait for the
+ * same thing; retried one by one, each would wait up to a second for its
+ * own retry time), and wake the worker.  The write may be any session's:
+ * see wait_while_blocked.  (Queue order numbers are never reused.)
  */
 void
 ask_retry(const WriteRef &ref)
 {
 	Queue	   *q = queue();
+	WriteSlot **ws = static_cast<WriteSlot **>(palloc(sizeof(WriteSlot *) * q->nslots));
 
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 	WriteSlot  *w = &q->slots[ref.slot];
@@ -508,12 +524,22 @@ ask_retry(const WriteRef &ref)
 	if (w->seq == ref.seq && w->state == static_cast<int32>(WriteState::Deferred))
 	{
 		DbWorker   *e = &q->workers[db_entry(w->database_id)];
+		int			n = 0;
 
-		count_deferred(e, w, -1);
-		w->retry = false;
-		enqueue(e, w);
+		ws[n++] = w;
+		for (int i = 0; w->defer_tag_valid && n < e->ndeferred && i < q->nslots; i++)
+		{
+			WriteSlot  *o = &q->slots[i];
+
+			if (o != w && o->state == static_cast<int32>(WriteState::Deferred) &&
+				o->database_id == w->database_id && o->defer_tag_valid &&
+				memcmp(&o->defer_tag, &w->defer_tag, sizeof(LOCKTAG)) == 0)
+				ws[n++] = o;
+		}
+		requeue_deferred(e, ws, n);
 	}
 	LWLockRelease(q->lock);
+	pfree(ws);
 	ensure_worker();
 }
 
@@ -618,12 +644,13 @@ wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
 	/* a round that did not wait, on the same lock as the last one? */
 	bool		quick = !TimestampDifferenceExceeds(started, GetCurrentTimestamp(),
 												   kQuickRoundMs);
-	bool		same_tag = tag_valid &&
+	bool		same_tag = tag_valid && ref.seq == progress->seq &&
 		memcmp(&progress->tag, &tag, sizeof(LOCKTAG)) == 0;
 
 	progress->quick_rounds = quick ? (same_tag ? progress->quick_rounds + 1 : 1) : 0;
 	if (tag_valid)
 		progress->tag = tag;
+	progress->seq = ref.seq;
 	if (tag_valid && progress->quick_rounds >= kQuickRoundsLimit)
 	{
 		char	   *relname = get_rel_name(relid);
@@ -637,8 +664,16 @@ wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
 						   "take at once, but another transaction's conflicting "
 						   "request, which waits for this transaction, keeps the "
 						   "group-commit worker out."),
+				 progress->waiter == Waiter::Append ?
 				 errhint("Append with wait => false, or before locking or "
-						 "reading the objects the write needs in this transaction.")));
+						 "reading the objects the write needs in this transaction.") :
+				 progress->waiter == Waiter::Flush ?
+				 errhint("Flush after this transaction ends, or append before "
+						 "locking or reading the objects the writes need in "
+						 "this transaction.") :
+				 errhint("Append before locking or reading the objects the "
+						 "write needs in this transaction, or raise "
+						 "child_txn.deferred_queue_share.")));
 	}
 	ask_retry(ref);
 }
@@ -710,7 +745,7 @@ wait_for_write(const WriteRef &ref)
 	bool		table_locked = false;
 	Oid			relid = InvalidOid;
 	XLogRecPtr	lsn = InvalidXLogRecPtr;
-	WaitProgress progress;
+	WaitProgress progress(Waiter::Append);
 
 	PG_TRY();
 	{
@@ -1109,7 +1144,7 @@ wait_while_blocked(Oid relid)
 {
 	Queue	   *q = queue();
 	bool		table_locked = false;
-	WaitProgress progress;
+	WaitProgress progress(Waiter::Share);
 
 	for (;;)
 	{
@@ -1256,7 +1291,6 @@ submit(const Rows &rows, bool wait)
 					dst += MAXALIGN(len);
 				}
 				w->wait = wait;
-				w->retry = false;
 				w->abandoned = false;
 				w->owner_procno = MyProc->pgprocno;
 				w->owner_pid = MyProcPid;
@@ -1492,7 +1526,7 @@ child_txn_flush(PG_FUNCTION_ARGS)
 	Queue	   *q = queue();
 	bool		table_locked = false;
 	Oid			locked_relid = InvalidOid;
-	WaitProgress progress;
+	WaitProgress progress(Waiter::Flush);
 	int64		waited = 0;
 
 	refuse_in_worker("child_txn.flush()");
@@ -1557,11 +1591,10 @@ child_txn_flush(PG_FUNCTION_ARGS)
 							 &table_locked, [](const WriteRef &) {}, &progress);
 
 			/*
-			 * Let the worker try before we look again: our other writes
-			 * deferred on the same lock are still Deferred until it takes
-			 * this one (and them with it), and a round per write that ends
-			 * at once would soon look like the livelock WaitProgress
-			 * reports.
+			 * Let the worker try (ask_retry queued our other writes
+			 * deferred on the same lock too) before we look again: a
+			 * round that found the same write deferred again at once
+			 * would count towards the livelock WaitProgress reports.
 			 */
 			wait_until_taken(deferred);
 			continue;

@@ -827,15 +827,6 @@ apply_batch(Batch *b, bool *retried)
 			b->writes[i].outcome = WriteState::Done;
 }
 
-int
-seq_cmp(const void *a, const void *b)
-{
-	uint64		x = static_cast<const WriteSlot *const *>(a)[0]->seq;
-	uint64		y = static_cast<const WriteSlot *const *>(b)[0]->seq;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
 /*
  * Deferred writes due for a retry go back on the queue, in queue order.  A
  * table that is tried again is tried with all its deferred writes, so that
@@ -879,14 +870,8 @@ requeue_due(DbWorker *e, TimestampTz now)
 		if (pull)
 			due[n++] = w;
 	}
-	if (n > 1)
-		qsort(due, n, sizeof(WriteSlot *), seq_cmp);
 	/* in front of newer writes, oldest first */
-	for (int k = n - 1; k >= 0; k--)
-	{
-		count_deferred(e, due[k], -1);
-		enqueue(e, due[k]);
-	}
+	requeue_deferred(e, due, n);
 }
 
 /* Take the next batch from the queue, oldest first (marking it Running). */
