@@ -131,7 +131,8 @@ define()
 		"for gather before committing them.",
 		"Applies while every queued write was appended without waiting and "
 		"no flush() waits for one; a waiting append(), a flush(), "
-		"max_batch_size rows or a half-full queue end it early.  Fewer, "
+		"max_batch_size rows, a half-full queue or a session waiting for "
+		"room in the queue end it early.  Fewer, "
 		"larger batches flush the WAL less often.  0 (the default) starts "
 		"at once.",
 		&nowait_batch_delay, 0, 0, 10000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,

@@ -73,6 +73,7 @@ shmem_init()
 	shared->lock = &(GetNamedLWLockTranche(kQueueTranche))->lock;
 	ConditionVariableInit(&shared->space_freed);
 	pg_atomic_init_u32(&shared->unqueued, 0);
+	pg_atomic_init_u32(&shared->room_wanted, 0);
 	shared->nslots = settings::queue_size;
 	shared->next_seq = 1;
 	shared->nbackends = backend_entries();

@@ -147,7 +147,8 @@ struct DbWorker
 	 * The worker lets writes nobody waits for gather
 	 * (child_txn.nowait_batch_delay) and wakes by itself when that time is
 	 * up: a write appended without waiting need not wake it, unless the
-	 * queue holds gather_limit() writes.
+	 * queue holds gather_limit() writes or a session waits for room
+	 * (Queue.room_wanted).
 	 */
 	bool		gathering;
 
@@ -161,6 +162,8 @@ struct Queue
 	LWLock	   *lock;
 	ConditionVariable space_freed;	/* a slot or queue memory came free */
 	pg_atomic_uint32 unqueued;	/* row chunks allocated, not yet in a slot */
+	pg_atomic_uint32 room_wanted;	/* a session waits for room: gathering
+									 * ends (cleared when room comes free) */
 	int32		ndeferred;		/* writes in state Deferred, all databases */
 	Size		deferred_bytes;	/* ... and the queue memory their rows take */
 	int			dsa_tranche;

@@ -482,6 +482,29 @@ wake_gathering_worker()
 	wake_procno(procno);
 }
 
+/*
+ * We are about to wait for room in the queue: no worker may let writes
+ * gather meanwhile (the limits that end a gathering early count only its
+ * own database's writes), so say so and wake those that do.
+ */
+void
+want_room()
+{
+	Queue	   *q = queue();
+	int			procnos[kMaxDatabases];
+	int			n = 0;
+
+	pg_atomic_write_u32(&q->room_wanted, 1);
+	LWLockAcquire(q->lock, LW_SHARED);
+	for (int i = 0; i < kMaxDatabases; i++)
+		if (q->workers[i].gathering &&
+			q->workers[i].state == static_cast<int32>(WorkerState::Running))
+			procnos[n++] = q->workers[i].pgprocno;
+	LWLockRelease(q->lock);
+	for (int i = 0; i < n; i++)
+		wake_procno(procnos[i]);
+}
+
 /* Is our database's worker gone (none running or starting)? */
 bool
 worker_gone()
@@ -1403,6 +1426,7 @@ submit(const Rows &rows, bool wait)
 			pg_atomic_fetch_add_u32(&q->unqueued, 1);
 			unqueued_counted = true;
 		}
+		want_room();
 		wait_for_room(&q->space_freed, timeout, &chunk);
 	}
 	ConditionVariableCancelSleep();

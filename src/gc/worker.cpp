@@ -1076,7 +1076,11 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 	for (int i = 0; i < nwake; i++)
 		wake_procno(wake[i]);
 	if (freed)
+	{
+		/* sessions still short of room after this say so again */
+		pg_atomic_write_u32(&q->room_wanted, 0);
 		ConditionVariableBroadcast(&q->space_freed);
+	}
 
 	for (int i = 0; i < b->nwrites; i++)
 	{
@@ -1275,7 +1279,8 @@ next_retry_ms()
  * session's writes.  Such a gathering ends early at gather_limit() writes or
  * rows, or a quarter of the queue's memory: then sessions are about to wait
  * for room.  While it lasts, appends without waiting do not wake us (see
- * procno_to_wake); a waiting append or a flush() does, and ends it.
+ * procno_to_wake); a waiting append, a flush() or a session that waits for
+ * room (in any database: see want_room) does, and ends it.
  */
 void
 delay_batch()
@@ -1311,8 +1316,13 @@ delay_batch()
 			}
 		}
 
-		/* (deferred writes may have callers about to retry them: no gathering) */
+		/*
+		 * (Deferred writes may have callers about to retry them, and a
+		 * session waiting for room needs this batch committed: no
+		 * gathering then.)
+		 */
 		bool		gather = !waited_for && e->ndeferred == 0 &&
+			pg_atomic_read_u32(&q->room_wanted) == 0 &&
 			settings::nowait_batch_delay > settings::max_batch_delay;
 		int			delay = gather ? settings::nowait_batch_delay :
 			settings::max_batch_delay;

@@ -199,8 +199,8 @@ cmp_ok($node->safe_psql('postgres',
 	'<=', 16, 'max_batch_rows is reported');
 
 # nowait_batch_delay: writes nobody waits for gather company that long;
-# a waiting append(), a flush() or a full gathering (here half the sixteen
-# slots) ends it at once.
+# a waiting append(), a flush(), a full gathering (here half the sixteen
+# slots) or a session waiting for room ends it at once.
 $node->safe_psql('postgres', 'TRUNCATE q');
 $node->append_conf('postgresql.conf',
 	"child_txn.max_batch_size = 10000\nchild_txn.nowait_batch_delay = '10s'");
@@ -227,6 +227,26 @@ ok($node->poll_query_until('postgres', 'SELECT count(*) = 11 FROM q'),
 my $full_elapsed = time() - $t_full;
 cmp_ok($full_elapsed, '<', 8,
 	"before nowait_batch_delay is up: half the queue ends the gathering (${full_elapsed}s)");
+
+# A session waiting for room ends it too, whatever its database: rows of
+# 1.5 MB each stay below a quarter of the queue's 8 MB, and five or six of
+# them fill that long before half of the slots are taken.
+my $mid_row = "(SELECT ROW(string_agg(md5(g::text), ''))::big FROM generate_series(1, 47000) g)";
+my $big0 = $node->safe_psql('postgres', 'SELECT count(*) FROM big');
+$node->safe_psql('postgres', "SELECT child_txn.append('big', ROW('small')::big, false)");
+sleep(0.5);		# the worker gathers now
+my $t_room = time();
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET child_txn.queue_wait_timeout = '6s'; "
+	  . "SELECT child_txn.append('big', $mid_row, false) FROM generate_series(1, 8); "
+	  . "SET statement_timeout = '8s'; SELECT child_txn.flush()");
+my $room_elapsed = time() - $t_room;
+is($ret, 0, 'eight 1.5 MB writes fit through the 8 MB queue while it gathers')
+  or diag($stderr);
+cmp_ok($room_elapsed, '<', 6,
+	"waiting for room ended the gathering (${room_elapsed}s)");
+is($node->safe_psql('postgres', 'SELECT count(*) FROM big') - $big0, 9,
+	'all nine are in the table');
 $node->append_conf('postgresql.conf', "child_txn.nowait_batch_delay = 0");
 
 # max_batch_delay: a lone write waits that long for company.
