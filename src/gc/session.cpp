@@ -683,10 +683,10 @@ wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
 				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
 				 errmsg("deadlock detected waiting for a group-commit write to table \"%s\"",
 						relname ? relname : "?"),
-				 errdetail("The write waits for a lock that this transaction can "
-						   "take at once, but another transaction's conflicting "
-						   "request, which waits for this transaction, keeps the "
-						   "group-commit worker out."),
+				 errdetail("The group-commit worker needs a lock for the write "
+						   "that this transaction can take at once, but another "
+						   "transaction's conflicting request, which waits for "
+						   "this transaction, keeps the worker out."),
 				 progress->waiter == Waiter::Append ?
 				 errhint("Append with wait => false, or before locking or "
 						 "reading the objects the write needs in this transaction.") :
@@ -1213,23 +1213,34 @@ wait_while_blocked(Oid relid)
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 					 errmsg("cannot queue another write to table \"%s\": "
-							"%d deferred write(s) to it wait for a lock this transaction holds",
-							relname ? relname : "?", deferred),
-					 errdetail("Deferred writes fill %d%% of the group-commit "
-							   "queue (child_txn.deferred_queue_share); a write "
-							   "to a table whose writes are deferred then waits "
-							   "for the lock that blocks them.",
-							   settings::deferred_queue_share),
+							"its deferred writes wait for a lock this transaction holds",
+							relname ? relname : "?"),
+					 errdetail("%d write(s) to it are deferred, and deferred "
+							   "writes hold at least %d%% of the group-commit "
+							   "queue (child_txn.deferred_queue_share): a write "
+							   "to such a table then waits for the lock that "
+							   "blocks its oldest deferred write.",
+							   deferred, settings::deferred_queue_share),
 					 errhint("Queue fewer writes to this table while holding "
-							 "the lock, or raise child_txn.queue_size or "
-							 "child_txn.queue_memory.")));
+							 "the lock, or raise child_txn.queue_size, "
+							 "child_txn.queue_memory or "
+							 "child_txn.deferred_queue_share.")));
 		}
 		wait_for_blocker(oldest, reason, relid, tag, tag_valid, mode,
 						 &table_locked, [](const WriteRef &) {}, &progress);
 		wait_until_taken(oldest);
+
+		/*
+		 * The worker has tried it: let go of the table (this append holds
+		 * no lock on it otherwise), rather than keep it while a later
+		 * round waits for something else.
+		 */
+		if (table_locked)
+		{
+			UnlockRelationOid(relid, RowExclusiveLock);
+			table_locked = false;
+		}
 	}
-	if (table_locked)
-		UnlockRelationOid(relid, RowExclusiveLock);
 }
 
 void

@@ -300,7 +300,7 @@ $locker->query_safe('BEGIN; LOCK q IN EXCLUSIVE MODE');
 $node->safe_psql('postgres',
 	"SELECT child_txn.append('q', ROW(i)::q, false) FROM generate_series(1, 8) i");
 my $blocked = blocked_append($d0, 8,
-	"SELECT child_txn.append('q', ROW(9)::q, false)", 'ROW(9)');
+	"BEGIN; SELECT child_txn.append('q', ROW(9)::q, false)", 'ROW(9)');
 $node->safe_psql('postgres',
 	"SET statement_timeout = '20s'; SELECT child_txn.append('r', ROW(1)::r)");
 is($node->safe_psql('postgres', 'SELECT count(*) FROM r'), '1',
@@ -311,6 +311,10 @@ like($stderr, qr/canceling statement due to lock timeout/,
 	'that wait obeys lock_timeout');
 $locker->query_safe('COMMIT');
 $blocked->query_safe('SELECT child_txn.flush()');
+is($blocked->query_safe(
+	"SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND relation = 'q'::regclass"),
+	'0', 'the append that waited for the table holds no lock on it afterwards');
+$blocked->query_safe('COMMIT');
 $blocked->quit;
 ok($node->poll_query_until('postgres', 'SELECT count(*) = 9 FROM q'),
 	'once the lock is gone all nine writes are in the table, the refused one not');
