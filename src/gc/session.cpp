@@ -1124,9 +1124,15 @@ blocked_by_us(DeferReason reason, Oid relid, const LOCKTAG &tag,
 	return tag_valid && holds_blocking_lock(tag, mode, &held);
 }
 
-/* After ask_retry(ref): wait until the worker has taken that write. */
+/*
+ * After ask_retry(ref): wait until the worker has tried that write (it is
+ * neither queued nor in a batch any more: written, failed, deferred again,
+ * or withdrawn).  The next look at the queue then finds it again if it
+ * was deferred again, so that a caller going round a livelock keeps
+ * picking the same write, as WaitProgress needs.
+ */
 void
-wait_until_taken(const WriteRef &ref)
+wait_until_tried(const WriteRef &ref)
 {
 	Queue	   *q = queue();
 
@@ -1134,11 +1140,12 @@ wait_until_taken(const WriteRef &ref)
 	{
 		LWLockAcquire(q->lock, LW_SHARED);
 		const WriteSlot *w = &q->slots[ref.slot];
-		bool		queued = w->seq == ref.seq &&
-			w->state == static_cast<int32>(WriteState::Queued);
+		bool		pending = w->seq == ref.seq &&
+			(w->state == static_cast<int32>(WriteState::Queued) ||
+			 w->state == static_cast<int32>(WriteState::Running));
 
 		LWLockRelease(q->lock);
-		if (!queued)
+		if (!pending)
 			return;
 		if (round % 100 == 99 && worker_gone())
 			ensure_worker();
@@ -1228,7 +1235,7 @@ wait_while_blocked(Oid relid)
 		}
 		wait_for_blocker(oldest, reason, relid, tag, tag_valid, mode,
 						 &table_locked, [](const WriteRef &) {}, &progress);
-		wait_until_taken(oldest);
+		wait_until_tried(oldest);
 
 		/*
 		 * The worker has tried it: let go of the table (this append holds
@@ -1627,11 +1634,13 @@ child_txn_flush(PG_FUNCTION_ARGS)
 
 			/*
 			 * Let the worker try (ask_retry queued our other writes
-			 * deferred on the same lock too) before we look again: a
-			 * round that found the same write deferred again at once
-			 * would count towards the livelock WaitProgress reports.
+			 * deferred on the same lock too) before we look again: if it
+			 * is deferred again, the next round picks it again, and
+			 * rounds that end at once count towards the livelock
+			 * WaitProgress reports, even when our writes wait for
+			 * several tables.
 			 */
-			wait_until_taken(deferred);
+			wait_until_tried(deferred);
 			continue;
 		}
 		if (worker_gone())
