@@ -247,6 +247,37 @@ cmp_ok($room_elapsed, '<', 6,
 	"waiting for room ended the gathering (${room_elapsed}s)");
 is($node->safe_psql('postgres', 'SELECT count(*) FROM big') - $big0, 9,
 	'all nine are in the table');
+
+# The same when another database's deferred writes take the slots: twelve
+# of the sixteen, so that four small writes here fill the queue while this
+# database's own count (half the slots) would not end the gathering.
+$node->safe_psql('postgres', 'CREATE DATABASE other');
+$node->safe_psql('other', 'CREATE EXTENSION child_txn; CREATE TABLE o (i int)');
+my $olocker = $node->background_psql('other');
+$olocker->query_safe('BEGIN; LOCK o IN EXCLUSIVE MODE');
+$node->safe_psql('other',
+	"SELECT child_txn.append('o', ROW(i)::o, false) FROM generate_series(1, 12) i");
+ok($node->poll_query_until('other',
+	"SELECT deferrals >= 12 FROM child_txn.group_commit_stats WHERE database = 'other'"),
+	"the other database's twelve writes are deferred");
+$node->safe_psql('postgres', 'TRUNCATE q');
+$node->safe_psql('postgres', "SELECT child_txn.append('q', ROW(1)::q, false)");
+sleep(0.5);		# the worker gathers now
+$t_room = time();
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET child_txn.queue_wait_timeout = '6s'; "
+	  . "SELECT child_txn.append('q', ROW(i)::q, false) FROM generate_series(2, 5) i; "
+	  . "SET statement_timeout = '8s'; SELECT child_txn.flush()");
+$room_elapsed = time() - $t_room;
+is($ret, 0, 'four writes fit through a queue full of another database\'s writes')
+  or diag($stderr);
+cmp_ok($room_elapsed, '<', 6,
+	"waiting for a slot ended the gathering (${room_elapsed}s)");
+is(count_q(), '5', 'all five are in the table');
+$olocker->query_safe('COMMIT');
+$olocker->quit;
+ok($node->poll_query_until('other', 'SELECT count(*) = 12 FROM o'),
+	"the other database's writes are made once its table is free");
 $node->append_conf('postgresql.conf', "child_txn.nowait_batch_delay = 0");
 
 # max_batch_delay: a lone write waits that long for company.
