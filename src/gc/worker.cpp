@@ -977,6 +977,66 @@ mark_done(WriteSlot *w, XLogRecPtr lsn)
 	return true;
 }
 
+/*
+ * A table the batch could not lock: its writes still queued behind the
+ * batch (the batch was full) are deferred with it.  Left queued, they would
+ * pull the deferred ones back at once (requeue_due keeps a table's writes
+ * in order), and the worker would try the same writes again and again,
+ * without sleeping, until the lock is free.  They take the back-off of
+ * the table's deferred write.  busy[0..nbusy) are the batch's first
+ * deferred write of each such table; their callers are added to wake.
+ * Under the queue lock, exclusive.
+ */
+void
+defer_rest_of_busy_tables(const BatchWrite *const *busy, int nbusy,
+						  int *wake, int *nwake)
+{
+	Queue	   *q = queue();
+	DbWorker   *e = &q->workers[my_index];
+	Stats	   *st = &e->stats;
+
+	for (int k = e->queue_head, prev = -1; nbusy > 0 && k >= 0;)
+	{
+		WriteSlot  *w = &q->slots[k];
+		int			next = w->next;
+		const BatchWrite *bw = nullptr;
+
+		for (int j = 0; j < nbusy && bw == nullptr; j++)
+			if (busy[j]->relid == w->relid)
+				bw = busy[j];
+		if (bw == nullptr)
+		{
+			prev = k;
+			k = next;
+			continue;
+		}
+		/* off the list (prev stays), and deferred like bw */
+		if (prev >= 0)
+			q->slots[prev].next = next;
+		else
+			e->queue_head = next;
+		if (e->queue_tail == k)
+			e->queue_tail = prev;
+		w->next = -1;
+		e->nqueued--;
+
+		const WriteSlot *model = &q->slots[bw->slot];
+
+		st->deferrals++;
+		count_deferred(e, w, 1);
+		w->state = static_cast<int32>(WriteState::Deferred);
+		w->defer_reason = static_cast<int32>(DeferReason::Table);
+		w->defer_tag = bw->defer_tag;
+		w->defer_tag_valid = bw->defer_tag_valid;
+		w->defer_mode = bw->defer_mode;
+		w->retry_at = model->retry_at;
+		w->defer_count = Max(w->defer_count, model->defer_count);
+		if (w->owner_procno >= 0)
+			wake[(*nwake)++] = w->owner_procno;
+		k = next;
+	}
+}
+
 /* Publish the outcomes, update the figures, wake the callers. */
 void
 answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
@@ -986,7 +1046,25 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 	Stats	   *st = &q->workers[my_index].stats;
 	bool		freed = false;
 	int			nwake = 0;
-	int		   *wake = static_cast<int *>(palloc(sizeof(int) * (b->nwrites + 1)));
+	/* room for the batch's callers and those of writes deferred with it */
+	int		   *wake = static_cast<int *>(palloc(sizeof(int) * (b->nwrites + q->nslots + 1)));
+	const BatchWrite **busy = static_cast<const BatchWrite **>(
+		palloc(sizeof(BatchWrite *) * (b->nwrites + 1)));
+	int			nbusy = 0;
+
+	/* the tables the batch could not lock (see defer_rest_of_busy_tables) */
+	for (int i = 0; i < b->nwrites; i++)
+	{
+		const BatchWrite *bw = &b->writes[i];
+		bool		seen = false;
+
+		if (bw->outcome != WriteState::Deferred || bw->defer_reason != DeferReason::Table)
+			continue;
+		for (int k = 0; k < nbusy && !seen; k++)
+			seen = busy[k]->relid == bw->relid;
+		if (!seen)
+			busy[nbusy++] = bw;
+	}
 	uint64		rows_done = 0;
 	bool		committed_or_failed = false;
 
@@ -1056,6 +1134,8 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 			(owner >= 0 && pg_atomic_read_u32(&q->flushing[owner]) != 0))
 			wake[nwake++] = owner;
 	}
+	if (nbusy > 0)
+		defer_rest_of_busy_tables(busy, nbusy, wake, &nwake);
 	if (committed_or_failed)
 	{
 		long		secs;
