@@ -539,7 +539,14 @@ void
 ask_retry(const WriteRef &ref)
 {
 	Queue	   *q = queue();
-	WriteSlot **ws = static_cast<WriteSlot **>(palloc(sizeof(WriteSlot *) * q->nslots));
+
+	/*
+	 * Room for as many as are deferred now (read without the lock: should
+	 * more come meanwhile, those left over are retried by the worker).
+	 */
+	int			room = Min(q->nslots, static_cast<int>(
+		*static_cast<volatile int32 *>(&q->ndeferred)) + 16);
+	WriteSlot **ws = static_cast<WriteSlot **>(palloc(sizeof(WriteSlot *) * room));
 
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 	WriteSlot  *w = &q->slots[ref.slot];
@@ -550,7 +557,8 @@ ask_retry(const WriteRef &ref)
 		int			n = 0;
 
 		ws[n++] = w;
-		for (int i = 0; w->defer_tag_valid && n < e->ndeferred && i < q->nslots; i++)
+		for (int i = 0; w->defer_tag_valid && n < e->ndeferred && n < room &&
+			 i < q->nslots; i++)
 		{
 			WriteSlot  *o = &q->slots[i];
 
