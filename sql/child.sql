@@ -153,6 +153,20 @@ BEGIN
 END $$;
 SELECT * FROM errlog;
 
+-- A child whose commit fails (a deferred foreign key) reports that error
+-- alone, and has ended.
+CREATE TABLE dparent (id int PRIMARY KEY);
+CREATE TABLE dchild (pid int REFERENCES dparent DEFERRABLE INITIALLY DEFERRED);
+BEGIN;
+SELECT child_txn.begin() AS h \gset
+SELECT child_txn.exec(:h, 'INSERT INTO dchild VALUES (1)');
+SELECT child_txn.commit(:h);
+SELECT child_txn.rollback(:h);
+COMMIT;
+SELECT child_txn.run('INSERT INTO dchild VALUES (2)');
+SELECT count(*) FROM dchild;
+DROP TABLE dchild, dparent;
+
 SELECT count(*) FROM child_txn.children;
 DROP FUNCTION log_autonomous(text);
 DROP TABLE acct, errlog;

@@ -316,13 +316,21 @@ begin_block()
 	txn_open = true;
 }
 
-/* Roll back the child's transaction block, failed or not. */
+/*
+ * Roll back the child's transaction block, failed or not.  (A commit that
+ * failed, say on a deferred constraint, has ended the block already: then
+ * there is nothing to roll back, and UserAbortTransactionBlock would only
+ * warn "there is no transaction in progress" to the parent's client.)
+ */
 void
 end_block_rollback()
 {
-	StartTransactionCommand();
-	UserAbortTransactionBlock(false);
-	CommitTransactionCommand();
+	if (IsTransactionBlock())
+	{
+		StartTransactionCommand();
+		UserAbortTransactionBlock(false);
+		CommitTransactionCommand();
+	}
 	txn_open = false;
 }
 
