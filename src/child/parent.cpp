@@ -68,26 +68,44 @@ forget_child(ChildConn *conn)
 }
 
 /*
+ * Is pid a live background worker?  A worker's pid in a header outlives
+ * the worker (request_inflight stays set after an interrupted request),
+ * and once it exits the number may belong to any process of the server's
+ * user, for which SIGUSR2 could mean something else or, outside
+ * PostgreSQL, the end.  Background workers other than ours ignore SIGUSR2.
+ */
+bool
+is_live_background_worker(int32 pid)
+{
+	PGPROC	   *proc = BackendPidGetProc(pid);
+
+	return proc != nullptr && proc->isBackgroundWorker;
+}
+
+/*
  * Mark the child of segment header hdr abandoned (from now on it can never
  * commit) and, if a request is in flight, ask its worker to cancel the
  * statement (SIGUSR2, which the worker ignores unless it still serves this
- * child).
+ * child).  Not once the worker is done with this child, nor if it is gone.
  */
 void
 abandon(ChildHeader *hdr)
 {
 	bool		inflight;
 	bool		committing;
+	bool		done;
 	int32		pid;
 
 	SpinLockAcquire(&hdr->mutex);
 	inflight = hdr->request_inflight;
 	committing = hdr->commit_started;
+	done = hdr->worker_done;
 	hdr->abandoned = true;
 	pid = hdr->worker_pid;
 	SpinLockRelease(&hdr->mutex);
 
-	if (inflight && !committing && pid != 0)
+	if (inflight && !committing && !done && pid != 0 &&
+		is_live_background_worker(pid))
 		(void) kill(pid, SIGUSR2);
 }
 
