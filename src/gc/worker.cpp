@@ -827,13 +827,92 @@ apply_batch(Batch *b, bool *retried)
 			b->writes[i].outcome = WriteState::Done;
 }
 
+/* Owners of writes whose state changed, to wake: room for every slot. */
+int *
+wake_buffer()
+{
+	static int *buf = nullptr;
+
+	if (buf == nullptr)
+		buf = static_cast<int *>(MemoryContextAlloc(TopMemoryContext,
+													sizeof(int) * (queue()->nslots + 1)));
+	return buf;
+}
+
+/* At most this many tables get their queued writes deferred in one go. */
+constexpr int kMaxJoinTables = 64;
+
+/*
+ * Queued writes of tables whose writes are deferred for their table lock
+ * join them: state Deferred, with the lock, retry time and back-off of
+ * models[j] (a deferred write of each such table, one per table).  Left
+ * queued, they would be tried at once, or pull the deferred ones back in
+ * front of them (requeue_due keeps a table's writes in order), at every
+ * turn until the lock is free: the worker would spin, or retry every
+ * deferred write of the table at each new append.  Their callers are
+ * added to wake (a waiting one then waits for the table lock itself).
+ * Under the queue lock, exclusive.
+ */
+void
+defer_queued_of_tables(const WriteSlot *const *models, int nmodels,
+					   int *wake, int *nwake)
+{
+	Queue	   *q = queue();
+	DbWorker   *e = &q->workers[my_index];
+	Stats	   *st = &e->stats;
+
+	Assert(LWLockHeldByMeInMode(q->lock, LW_EXCLUSIVE));
+	for (int k = e->queue_head, prev = -1; nmodels > 0 && k >= 0;)
+	{
+		WriteSlot  *w = &q->slots[k];
+		int			next = w->next;
+		const WriteSlot *model = nullptr;
+
+		for (int j = 0; j < nmodels && model == nullptr; j++)
+			if (models[j]->relid == w->relid)
+				model = models[j];
+		if (model == nullptr)
+		{
+			prev = k;
+			k = next;
+			continue;
+		}
+		/* off the list (prev stays), and deferred like model */
+		if (prev >= 0)
+			q->slots[prev].next = next;
+		else
+			e->queue_head = next;
+		if (e->queue_tail == k)
+			e->queue_tail = prev;
+		w->next = -1;
+		e->nqueued--;
+
+		Assert(model->state == static_cast<int32>(WriteState::Deferred) &&
+			   model->defer_reason == static_cast<int32>(DeferReason::Table));
+		st->deferrals++;
+		count_deferred(e, w, 1);
+		w->state = static_cast<int32>(WriteState::Deferred);
+		w->defer_reason = model->defer_reason;
+		w->defer_tag = model->defer_tag;
+		w->defer_tag_valid = model->defer_tag_valid;
+		w->defer_mode = model->defer_mode;
+		w->retry_at = model->retry_at;
+		w->defer_count = Max(w->defer_count, model->defer_count);
+		if (w->owner_procno >= 0)
+			wake[(*nwake)++] = w->owner_procno;
+		k = next;
+	}
+}
+
 /*
  * Deferred writes due for a retry go back on the queue, in queue order.  A
  * table that is tried again is tried with all its deferred writes, so that
- * they keep their order and do not trickle in one batch each.
+ * they keep their order and do not trickle in one batch each.  Queued
+ * writes of a table whose deferred writes are not due yet join those
+ * instead (defer_queued_of_tables); their callers are added to wake.
  */
 void
-requeue_due(DbWorker *e, TimestampTz now)
+requeue_due(DbWorker *e, TimestampTz now, int *wake, int *nwake)
 {
 	Queue	   *q = queue();
 	WriteSlot **due = static_cast<WriteSlot **>(palloc(sizeof(WriteSlot *) * e->ndeferred));
@@ -852,7 +931,11 @@ requeue_due(DbWorker *e, TimestampTz now)
 	ndue = n;
 	if (ndue == 0 && e->nqueued == 0)
 		return;
-	for (int i = 0; i < q->nslots && n < e->ndeferred; i++)
+
+	const WriteSlot *models[kMaxJoinTables];
+	int			nmodels = 0;
+
+	for (int i = 0, seen = ndue; i < q->nslots && seen < e->ndeferred; i++)
 	{
 		WriteSlot  *w = &q->slots[i];
 		bool		pull = false;
@@ -860,18 +943,29 @@ requeue_due(DbWorker *e, TimestampTz now)
 		/* (a write waiting for a row is only tried when due or asked for) */
 		if (w->database_id != MyDatabaseId ||
 			w->state != static_cast<int32>(WriteState::Deferred) ||
-			w->defer_reason != static_cast<int32>(DeferReason::Table) ||
 			w->retry_at <= now)
+			continue;
+		seen++;
+		if (w->defer_reason != static_cast<int32>(DeferReason::Table))
 			continue;
 		for (int k = 0; k < ndue && !pull; k++)
 			pull = due[k]->relid == w->relid;
-		for (int k = e->queue_head; k >= 0 && !pull; k = q->slots[k].next)
-			pull = q->slots[k].relid == w->relid;
 		if (pull)
+		{
 			due[n++] = w;
+			continue;
+		}
+		bool		known = false;
+
+		for (int j = 0; j < nmodels && !known; j++)
+			known = models[j]->relid == w->relid;
+		if (!known && nmodels < kMaxJoinTables)
+			models[nmodels++] = w;
 	}
 	/* in front of newer writes, oldest first */
 	requeue_deferred(e, due, n);
+	if (nmodels > 0 && e->nqueued > 0)
+		defer_queued_of_tables(models, nmodels, wake, nwake);
 }
 
 /* Take the next batch from the queue, oldest first (marking it Running). */
@@ -886,9 +980,12 @@ take_batch(Batch *b)
 	b->nwrites = 0;
 	b->nrows = 0;
 
+	int		   *wake = wake_buffer();
+	int			nwake = 0;
+
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 	if (e->ndeferred > 0)
-		requeue_due(e, GetCurrentTimestamp());
+		requeue_due(e, GetCurrentTimestamp(), wake, &nwake);
 	b->writes = static_cast<BatchWrite *>(palloc(sizeof(BatchWrite) * Max(e->nqueued, 1)));
 	while (e->queue_head >= 0)
 	{
@@ -932,6 +1029,8 @@ take_batch(Batch *b)
 		b->nrows += w->nrows;
 	}
 	LWLockRelease(q->lock);
+	for (int i = 0; i < nwake; i++)
+		wake_procno(wake[i]);
 }
 
 /* Copy text into a fixed buffer, cut at a character boundary. */
@@ -977,66 +1076,6 @@ mark_done(WriteSlot *w, XLogRecPtr lsn)
 	return true;
 }
 
-/*
- * A table the batch could not lock: its writes still queued behind the
- * batch (the batch was full) are deferred with it.  Left queued, they would
- * pull the deferred ones back at once (requeue_due keeps a table's writes
- * in order), and the worker would try the same writes again and again,
- * without sleeping, until the lock is free.  They take the back-off of
- * the table's deferred write.  busy[0..nbusy) are the batch's first
- * deferred write of each such table; their callers are added to wake.
- * Under the queue lock, exclusive.
- */
-void
-defer_rest_of_busy_tables(const BatchWrite *const *busy, int nbusy,
-						  int *wake, int *nwake)
-{
-	Queue	   *q = queue();
-	DbWorker   *e = &q->workers[my_index];
-	Stats	   *st = &e->stats;
-
-	for (int k = e->queue_head, prev = -1; nbusy > 0 && k >= 0;)
-	{
-		WriteSlot  *w = &q->slots[k];
-		int			next = w->next;
-		const BatchWrite *bw = nullptr;
-
-		for (int j = 0; j < nbusy && bw == nullptr; j++)
-			if (busy[j]->relid == w->relid)
-				bw = busy[j];
-		if (bw == nullptr)
-		{
-			prev = k;
-			k = next;
-			continue;
-		}
-		/* off the list (prev stays), and deferred like bw */
-		if (prev >= 0)
-			q->slots[prev].next = next;
-		else
-			e->queue_head = next;
-		if (e->queue_tail == k)
-			e->queue_tail = prev;
-		w->next = -1;
-		e->nqueued--;
-
-		const WriteSlot *model = &q->slots[bw->slot];
-
-		st->deferrals++;
-		count_deferred(e, w, 1);
-		w->state = static_cast<int32>(WriteState::Deferred);
-		w->defer_reason = static_cast<int32>(DeferReason::Table);
-		w->defer_tag = bw->defer_tag;
-		w->defer_tag_valid = bw->defer_tag_valid;
-		w->defer_mode = bw->defer_mode;
-		w->retry_at = model->retry_at;
-		w->defer_count = Max(w->defer_count, model->defer_count);
-		if (w->owner_procno >= 0)
-			wake[(*nwake)++] = w->owner_procno;
-		k = next;
-	}
-}
-
 /* Publish the outcomes, update the figures, wake the callers. */
 void
 answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
@@ -1046,13 +1085,17 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 	Stats	   *st = &q->workers[my_index].stats;
 	bool		freed = false;
 	int			nwake = 0;
-	/* room for the batch's callers and those of writes deferred with it */
-	int		   *wake = static_cast<int *>(palloc(sizeof(int) * (b->nwrites + q->nslots + 1)));
-	const BatchWrite **busy = static_cast<const BatchWrite **>(
-		palloc(sizeof(BatchWrite *) * (b->nwrites + 1)));
+	/* the batch's callers and those of writes deferred with it */
+	int		   *wake = wake_buffer();
+
+	/*
+	 * The tables the batch could not lock: their writes still queued behind
+	 * it (the batch was full) are deferred with it, see
+	 * defer_queued_of_tables.  One deferred write of each is the model.
+	 */
+	const WriteSlot *busy[kMaxJoinTables];
 	int			nbusy = 0;
 
-	/* the tables the batch could not lock (see defer_rest_of_busy_tables) */
 	for (int i = 0; i < b->nwrites; i++)
 	{
 		const BatchWrite *bw = &b->writes[i];
@@ -1062,8 +1105,8 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 			continue;
 		for (int k = 0; k < nbusy && !seen; k++)
 			seen = busy[k]->relid == bw->relid;
-		if (!seen)
-			busy[nbusy++] = bw;
+		if (!seen && nbusy < kMaxJoinTables)
+			busy[nbusy++] = &q->slots[bw->slot];
 	}
 	uint64		rows_done = 0;
 	bool		committed_or_failed = false;
@@ -1135,7 +1178,7 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 			wake[nwake++] = owner;
 	}
 	if (nbusy > 0)
-		defer_rest_of_busy_tables(busy, nbusy, wake, &nwake);
+		defer_queued_of_tables(busy, nbusy, wake, &nwake);
 	if (committed_or_failed)
 	{
 		long		secs;
