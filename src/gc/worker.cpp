@@ -1235,6 +1235,7 @@ worker_exit(int, Datum)
 	bool		freed = false;
 	bool		restart = false;
 	uint32		generation = 0;
+	int			left = 0;		/* writes of the database not applied */
 
 	/*
 	 * A FATAL inside a batch leaves the periodic lock-wait probe armed; it
@@ -1329,6 +1330,7 @@ worker_exit(int, Datum)
 		 * Not if this one never got connected (it would fail the same way);
 		 * waiting callers retry then.
 		 */
+		left = e->nqueued + e->ndeferred;
 		if (connected && (e->nqueued > 0 || e->ndeferred > 0))
 		{
 			e->state = static_cast<int32>(WorkerState::Starting);
@@ -1346,6 +1348,21 @@ worker_exit(int, Datum)
 	LWLockRelease(q->lock);
 	if (freed)
 		ConditionVariableBroadcast(&q->space_freed);
+
+	/*
+	 * Stopped with writes not applied: a new worker takes them over, but
+	 * not if the server is shutting down (the queue is in shared memory).
+	 * We cannot tell which from here: say so either way.
+	 */
+	if (got_sigterm && left > 0)
+		ereport(WARNING,
+				(errmsg("group-commit worker of database %u stopped with %d write(s) not yet applied",
+						MyDatabaseId, left),
+				 errdetail("A new worker applies them, unless the server is "
+						   "shutting down: then writes queued without "
+						   "waiting are lost."),
+				 errhint("Call child_txn.flush() in sessions that queued "
+						 "writes without waiting before stopping the server.")));
 	if (restart && !register_worker(my_index, generation))
 		elog(LOG, "could not start a new group-commit worker: no background worker slot is free");
 }

@@ -397,5 +397,24 @@ is($inside->query_safe('SELECT string_agg(i::text, \',\' ORDER BY i) FROM c'), '
 $inside->quit;
 
 $locker->quit;
+
+# Stopping the server while writes queued without waiting gather: they are
+# lost with the queue (shared memory), and the worker says so in the log.
+$node->safe_psql('postgres', 'TRUNCATE q');
+$node->append_conf('postgresql.conf', "child_txn.nowait_batch_delay = '10s'");
+$node->reload;
+ok($node->poll_query_until('postgres',
+	"SELECT current_setting('child_txn.nowait_batch_delay') = '10s'"),
+	'nowait_batch_delay = 10s is in effect again');
+sleep(0.5);
+$node->safe_psql('postgres',
+	"SELECT child_txn.append('q', ROW(i)::q, false) FROM generate_series(1, 3) i");
+my $log_offset = -s $node->logfile;
+$node->stop('fast');
+like(slurp_file($node->logfile, $log_offset),
+	qr/WARNING:  group-commit worker of database \d+ stopped with 3 write\(s\) not yet applied/,
+	'a fast stop with three writes gathering: the worker logs that they are not applied');
+$node->start;
+is(count_q(), '0', 'and they are not in the table after the restart');
 $node->stop;
 done_testing();
