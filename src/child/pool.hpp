@@ -142,6 +142,9 @@ PoolSlot   *pool_worker_attach(int index, uint32 generation);
 /* The pool slot of this worker process. */
 int			pool_worker_slot();
 
+/* The pid of the parent of the child this worker serves (0 if none). */
+int32		pool_worker_parent_pid();
+
 /*
  * Done with a child (its segment let go, and holding the execution lock of
  * request number next_request already): offer this worker to its pair's

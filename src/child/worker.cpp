@@ -35,6 +35,13 @@ namespace child_txn
 uint32		self_child_id = 0;
 int32		self_depth = 0;
 
+/*
+ * Set when we rolled the child back because its parent waited for it while
+ * it was idle (wait_for_request): the parent's next request on it gets
+ * 40P01.
+ */
+bool		idle_deadlock = false;
+
 namespace
 {
 
@@ -533,6 +540,23 @@ handle_request(RequestCode code, const char *sql)
 		child_started = true;
 	}
 
+	/* rolled back while idle (wait_for_request): a rollback has its way */
+	if (idle_deadlock)
+	{
+		idle_deadlock = false;
+		if (code != RequestCode::Rollback)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+					 errmsg("deadlock detected"),
+					 errdetail("Child transaction %u held a lock its parent "
+							   "waited for, while it waited for the parent's "
+							   "next request; it was rolled back so that the "
+							   "parent could go on.", self_child_id),
+					 errhint("Commit or roll back a child before its parent "
+							 "changes, locks or alters what the child changed, "
+							 "locked or read.")));
+	}
+
 	switch (code)
 	{
 		case RequestCode::Start:
@@ -559,9 +583,64 @@ handle_request(RequestCode code, const char *sql)
 }
 
 /*
+ * Does our parent wait, in the lock manager, for a lock this child's
+ * transaction holds?  While we wait for its next request, that is a
+ * deadlock the detector cannot see: our side of it is not a lock wait.
+ * (Only the direct case: a cycle through a third session or a sibling
+ * child is not found here.)  The execution locks are not counted: a parent
+ * waits for ours as soon as it has sent a request we have not read yet.
+ */
+bool
+parent_waits_for_us()
+{
+	int32		parent_pid = pool_worker_parent_pid();
+	PGPROC	   *parent = parent_pid != 0 ? BackendPidGetProc(parent_pid) : nullptr;
+
+	if (parent == nullptr)
+		return false;
+
+	/* a first look without a lock; then the lock of the LOCK's partition */
+	LOCK	   *lock = static_cast<volatile PGPROC *>(parent)->waitLock;
+
+	if (lock == nullptr)
+		return false;
+
+	LOCKTAG		tag = lock->tag;
+	LWLock	   *partition = LockHashPartitionLock(LockTagHashCode(&tag));
+	bool		found = false;
+
+	LWLockAcquire(partition, LW_SHARED);
+	if (parent->waitLock == lock && parent->pid == parent_pid &&
+		memcmp(&lock->tag, &tag, sizeof(LOCKTAG)) == 0 &&
+		!(tag.locktag_type == LOCKTAG_USERLOCK &&
+		  tag.locktag_field2 == kExecLockClass))
+	{
+		LOCKMASK	conflicts =
+			GetLocksMethodTable(lock)->conflictTab[parent->waitLockMode];
+
+		for (auto *pl = reinterpret_cast<PROCLOCK *>(
+				 SHMQueueNext(&lock->procLocks, &lock->procLocks,
+							  offsetof(PROCLOCK, lockLink)));
+			 pl != nullptr && !found;
+			 pl = reinterpret_cast<PROCLOCK *>(
+				 SHMQueueNext(&lock->procLocks, &pl->lockLink,
+							  offsetof(PROCLOCK, lockLink))))
+			found = pl->tag.myProc == MyProc && (pl->holdMask & conflicts) != 0;
+	}
+	LWLockRelease(partition);
+	return found;
+}
+
+/*
  * Wait for the parent's next request; cancel interrupts stay held while
  * idle, and a cancel that arrives now (meant for a request that already
  * ended) is dropped.  Returns false if the parent is gone.
+ *
+ * With the child's transaction open, look every child deadlock_timeout
+ * whether the parent waits for one of its locks (parent_waits_for_us):
+ * then roll the child back, so that the parent can go on, and tell the
+ * parent at its next request on this child.  A parent/child deadlock
+ * becomes 40P01 in the child, as when the child is the one waiting.
  */
 bool
 wait_for_request(Size *nbytes, void **data)
@@ -575,13 +654,26 @@ wait_for_request(Size *nbytes, void **data)
 		if (res == SHM_MQ_DETACHED)
 			return false;
 
+		long		timeout = txn_open ? Max(hdr->deadlock_timeout_ms, 10) : -1L;
+
 		(void) pg::spin_for_latch();
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH |
+						 (timeout >= 0 ? WL_TIMEOUT : 0), timeout,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		QueryCancelPending = false;
 		CHECK_FOR_INTERRUPTS();
 		settings::reload_if_pending();
+
+		if (txn_open && parent_waits_for_us())
+		{
+			ereport(LOG,
+					(errmsg("child transaction %u rolled back: its parent waited for a lock it held while it waited for the parent",
+							self_child_id)));
+			AbortOutOfAnyTransaction();
+			txn_open = false;
+			idle_deadlock = true;
+		}
 	}
 }
 
@@ -921,6 +1013,7 @@ end_child()
 	response_mqh = nullptr;
 	self_child_id = 0;
 	self_depth = 0;
+	idle_deadlock = false;
 
 	/*
 	 * Did the child leave our settings as it found them?  (Its own
