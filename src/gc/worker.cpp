@@ -1087,27 +1087,8 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 	int			nwake = 0;
 	/* the batch's callers and those of writes deferred with it */
 	int		   *wake = wake_buffer();
-
-	/*
-	 * The tables the batch could not lock: their writes still queued behind
-	 * it (the batch was full) are deferred with it, see
-	 * defer_queued_of_tables.  One deferred write of each is the model.
-	 */
 	const WriteSlot *busy[kMaxJoinTables];
 	int			nbusy = 0;
-
-	for (int i = 0; i < b->nwrites; i++)
-	{
-		const BatchWrite *bw = &b->writes[i];
-		bool		seen = false;
-
-		if (bw->outcome != WriteState::Deferred || bw->defer_reason != DeferReason::Table)
-			continue;
-		for (int k = 0; k < nbusy && !seen; k++)
-			seen = busy[k]->relid == bw->relid;
-		if (!seen && nbusy < kMaxJoinTables)
-			busy[nbusy++] = &q->slots[bw->slot];
-	}
 	uint64		rows_done = 0;
 	bool		committed_or_failed = false;
 
@@ -1157,6 +1138,17 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 				}
 				break;
 			case WriteState::Deferred:
+				if (w->abandoned)
+				{
+					/*
+					 * Its caller gave up while we tried it, with an error:
+					 * it is not written, then, rather than retried until it
+					 * is, long after that error.
+					 */
+					free_slot(w);
+					freed = true;
+					break;
+				}
 				st->deferrals++;
 				count_deferred(&q->workers[my_index], w, 1);
 				w->state = static_cast<int32>(WriteState::Deferred);
@@ -1176,6 +1168,26 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 		if (w->owner_procno >= 0 ||
 			(owner >= 0 && pg_atomic_read_u32(&q->flushing[owner]) != 0))
 			wake[nwake++] = owner;
+	}
+	/*
+	 * The tables the batch could not lock: their writes still queued behind
+	 * it (the batch was full) are deferred with it, see
+	 * defer_queued_of_tables.  One deferred write of each is the model.
+	 */
+	for (int i = 0; i < b->nwrites; i++)
+	{
+		const BatchWrite *bw = &b->writes[i];
+		const WriteSlot *w = &q->slots[bw->slot];
+		bool		seen = false;
+
+		if (bw->outcome != WriteState::Deferred ||
+			bw->defer_reason != DeferReason::Table ||
+			w->seq != bw->seq || w->state != static_cast<int32>(WriteState::Deferred))
+			continue;
+		for (int k = 0; k < nbusy && !seen; k++)
+			seen = busy[k]->relid == bw->relid;
+		if (!seen && nbusy < kMaxJoinTables)
+			busy[nbusy++] = w;
 	}
 	if (nbusy > 0)
 		defer_queued_of_tables(busy, nbusy, wake, &nwake);

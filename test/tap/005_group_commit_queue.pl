@@ -398,6 +398,30 @@ $inside->quit;
 
 $locker->quit;
 
+# A caller that gives up (statement_timeout) while the worker waits for a
+# row its write needs: the write is not written later, when the row is free.
+$node->safe_psql('postgres', 'CREATE TABLE uk (k int PRIMARY KEY)');
+$node->append_conf('postgresql.conf', "child_txn.row_lock_wait = '1s'");
+$node->reload;
+ok($node->poll_query_until('postgres',
+	"SELECT current_setting('child_txn.row_lock_wait') = '1s'"),
+	'row_lock_wait = 1s is in effect');
+sleep(0.5);
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN; INSERT INTO uk VALUES (1)');
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET statement_timeout = '300ms'; SELECT child_txn.append('uk', ROW(1)::uk)");
+like($stderr, qr/canceling statement due to statement timeout/,
+	'the append gives up while the worker waits for the key');
+sleep(2);		# the worker's wait for the row ends: the write is deferred
+$holder->query_safe('ROLLBACK');
+$holder->quit;
+sleep(2);		# a deferred write is retried within a second
+is($node->safe_psql('postgres', 'SELECT count(*) FROM uk'), '0',
+	'the write its caller gave up on is not written once the key is free');
+$node->append_conf('postgresql.conf', "child_txn.row_lock_wait = '20ms'");
+$node->reload;
+
 # Stopping the server while writes queued without waiting gather: they are
 # lost with the queue (shared memory), and the worker says so in the log.
 $node->safe_psql('postgres', 'TRUNCATE q');
