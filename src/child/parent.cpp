@@ -226,6 +226,19 @@ void
 child_discard(ChildConn *conn)
 {
 	forget_child(conn);
+
+	/*
+	 * A worker we registered that the postmaster never started (it could
+	 * not fork, or found no room) leaves its pool slot Starting, and only
+	 * that worker would have freed it.
+	 */
+	if (conn->worker != nullptr)
+	{
+		pid_t		pid;
+
+		if (GetBackgroundWorkerPid(conn->worker, &pid) == BGWH_STOPPED)
+			pool_unassign_unstarted(conn->where);
+	}
 	if (conn->seg != nullptr)
 	{
 		Spare		sp = {conn->seg, conn->cxt, conn->queue_cxt, conn->hdr,

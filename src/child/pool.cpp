@@ -272,6 +272,24 @@ pool_unassign(const WorkerAssignment &a)
 	ConditionVariableBroadcast(&pool->worker_freed);
 }
 
+void
+pool_unassign_unstarted(const WorkerAssignment &a)
+{
+	PoolSlot   *s = &pool->slots[a.slot];
+	bool		freed = false;
+
+	LWLockAcquire(pool->lock, LW_EXCLUSIVE);
+	if (s->generation == a.generation &&
+		s->state == static_cast<int32>(SlotState::Starting))
+	{
+		free_slot(s);
+		freed = true;
+	}
+	LWLockRelease(pool->lock);
+	if (freed)
+		ConditionVariableBroadcast(&pool->worker_freed);
+}
+
 bool
 pool_serves(const WorkerAssignment &a, uint32 child_id)
 {
