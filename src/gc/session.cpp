@@ -167,10 +167,15 @@ uncount_rows()
 void
 give_back_rows(dsa_pointer *chunk)
 {
-	if (DsaPointerIsValid(*chunk))
+	bool		freed = DsaPointerIsValid(*chunk);
+
+	if (freed)
 		dsa_free(area(), *chunk);
 	*chunk = InvalidDsaPointer;
 	uncount_rows();
+	/* sessions waiting for queue memory need not wait for their timeout */
+	if (freed)
+		ConditionVariableBroadcast(&queue()->space_freed);
 }
 
 /* Session exit: failed writes nobody will collect are freed, the rest
@@ -387,6 +392,82 @@ my_entry()
 	return index;
 }
 
+/*
+ * Writes of a database dropped meanwhile: DROP DATABASE ... WITH (FORCE)
+ * terminates its worker, whose successor then cannot connect, so they
+ * would keep their slots, their memory and the database's entry for good.
+ * Free them.  (A plain DROP DATABASE fails while the worker has writes to
+ * apply.)  Needs a transaction: the catalog says which databases exist.
+ * True if anything was freed.
+ */
+bool
+purge_dropped_databases()
+{
+	Queue	   *q = queue();
+	Oid			candidates[kMaxDatabases];
+	int			n = 0;
+	bool		purged = false;
+
+	if (!IsTransactionState())
+		return false;
+	LWLockAcquire(q->lock, LW_SHARED);
+	for (int i = 0; i < kMaxDatabases; i++)
+	{
+		const DbWorker *e = &q->workers[i];
+
+		/* (a worker connected to it: it exists, or is being dropped) */
+		if (e->database_id != InvalidOid && e->database_id != MyDatabaseId &&
+			e->state != static_cast<int32>(WorkerState::Running))
+			candidates[n++] = e->database_id;
+	}
+	LWLockRelease(q->lock);
+
+	for (int k = 0; k < n; k++)
+	{
+		int			nfreed = 0;
+
+		if (SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(candidates[k])))
+			continue;
+		LWLockAcquire(q->lock, LW_EXCLUSIVE);
+		int			index = db_entry(candidates[k]);
+
+		if (index >= 0 &&
+			q->workers[index].state != static_cast<int32>(WorkerState::Running))
+		{
+			DbWorker   *e = &q->workers[index];
+
+			for (int i = 0; i < q->nslots; i++)
+			{
+				WriteSlot  *w = &q->slots[i];
+
+				if (w->database_id != candidates[k] ||
+					w->state == static_cast<int32>(WriteState::Free))
+					continue;
+				if (w->state == static_cast<int32>(WriteState::Queued))
+					unlink_queued(e, w);
+				else if (w->state == static_cast<int32>(WriteState::Deferred))
+					count_deferred(e, w, -1);
+				free_slot(w);
+				nfreed++;
+			}
+			e->database_id = InvalidOid;
+			e->state = static_cast<int32>(WorkerState::None);
+			e->queue_head = e->queue_tail = -1;
+			e->nqueued = e->ndeferred = 0;
+			e->gathering = false;
+			purged = true;
+		}
+		LWLockRelease(q->lock);
+		if (nfreed > 0)
+			ereport(LOG,
+					(errmsg("freed %d group-commit write(s) of dropped database %u",
+							nfreed, candidates[k])));
+	}
+	if (purged)
+		ConditionVariableBroadcast(&q->space_freed);
+	return purged;
+}
+
 [[noreturn]] void
 too_many_databases()
 {
@@ -451,7 +532,15 @@ ensure_worker()
 	if (index < 0)
 	{
 		LWLockRelease(q->lock);
-		too_many_databases();
+		if (!purge_dropped_databases())
+			too_many_databases();
+		LWLockAcquire(q->lock, LW_EXCLUSIVE);
+		index = my_entry();
+		if (index < 0)
+		{
+			LWLockRelease(q->lock);
+			too_many_databases();
+		}
 	}
 	need_start = claim_worker(index, &generation, &procno);
 	LWLockRelease(q->lock);
@@ -1323,6 +1412,8 @@ submit(const Rows &rows, bool wait)
 			{
 				LWLockRelease(q->lock);
 				give_back_rows(&chunk);
+				if (purge_dropped_databases())
+					continue;
 				too_many_databases();
 			}
 			int			i = alloc_slot();
@@ -1452,6 +1543,7 @@ submit(const Rows &rows, bool wait)
 			pg_atomic_fetch_add_u32(&q->unqueued, 1);
 			unqueued_counted = true;
 		}
+		(void) purge_dropped_databases();
 		want_room();
 		wait_for_room(&q->space_freed, timeout, &chunk);
 	}
@@ -1689,6 +1781,7 @@ child_txn_group_commit_stats(PG_FUNCTION_ARGS)
 	int			deferred[kMaxDatabases] = {0};
 
 	InitMaterializedSRF(fcinfo, 0);
+	(void) purge_dropped_databases();
 
 	LWLockAcquire(q->lock, LW_SHARED);
 	memcpy(copy, q->workers, sizeof(copy));

@@ -46,5 +46,25 @@ is($node->safe_psql('d4', 'SELECT count(*) FROM t'), '4',
 # Workers come back on demand in the renamed database.
 is(use_workers('d3'), '2', 'workers start again in the database afterwards');
 
+# DROP DATABASE ... WITH (FORCE) while writes to it are deferred (a locked
+# table): its worker is terminated and the next one cannot connect.  The
+# writes (and their queue slots, memory and the database's entry) are
+# freed, not kept for good.
+$node->safe_psql('postgres', 'CREATE DATABASE d5');
+$node->safe_psql('d5', 'CREATE EXTENSION child_txn; CREATE TABLE t (a int)');
+my $locker = $node->background_psql('d5', on_error_stop => 0);
+$locker->query_safe('BEGIN; LOCK t IN EXCLUSIVE MODE');
+$node->safe_psql('d5',
+	"SELECT child_txn.append('t', ROW(i)::t, false) FROM generate_series(1, 3) i");
+ok($node->poll_query_until('d5',
+	"SELECT deferrals >= 3 FROM child_txn.group_commit_stats WHERE database = 'd5'"),
+	'three writes to d5 are deferred');
+($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE d5 WITH (FORCE)');
+is($ret, 0, 'DROP DATABASE ... WITH (FORCE) succeeds') or diag($err);
+$locker->{run}->kill_kill;
+ok($node->poll_query_until('d3',
+	"SELECT count(*) = 0 FROM child_txn.group_commit_stats WHERE database IS NULL"),
+	"the dropped database's writes are freed");
+
 $node->stop;
 done_testing();
