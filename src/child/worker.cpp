@@ -35,15 +35,15 @@ namespace child_txn
 uint32		self_child_id = 0;
 int32		self_depth = 0;
 
+namespace
+{
+
 /*
  * Set when we rolled the child back because its parent waited for it while
  * it was idle (wait_for_request): the parent's next request on it gets
  * 40P01.
  */
 bool		idle_deadlock = false;
-
-namespace
-{
 
 /* Where the worker is in serving a request. */
 enum class Phase
