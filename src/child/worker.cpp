@@ -29,6 +29,8 @@
 #include "pg/spin.hpp"
 #include "settings.hpp"
 
+#include "utils/fmgrprotos.h"
+
 namespace child_txn
 {
 
@@ -582,13 +584,74 @@ handle_request(RequestCode code, const char *sql)
 	debug_query_string = nullptr;
 }
 
+/* Is tag one of our own execution locks? */
+bool
+is_our_exec_lock(const LOCKTAG &tag)
+{
+	LOCKTAG		ours;
+
+	set_exec_locktag(&ours, lock_database, lock_slot, lock_generation, 0);
+	return tag.locktag_type == ours.locktag_type &&
+		tag.locktag_field1 == ours.locktag_field1 &&
+		tag.locktag_field2 == ours.locktag_field2 &&
+		tag.locktag_field3 == ours.locktag_field3 &&
+		(tag.locktag_field4 >> 1) == (ours.locktag_field4 >> 1);
+}
+
+/*
+ * Does the parent wait, through lock waits of others (a third session, a
+ * sibling child running a statement), for a lock of ours?  A walk over
+ * pg_blocking_pids() from the parent, at most kMaxWalk processes.
+ */
+bool
+parent_blocked_through_us(int32 parent_pid)
+{
+	constexpr int kMaxWalk = 64;
+	static MemoryContext walk_cxt = nullptr;
+	int32		pids[kMaxWalk];
+	int			head = 0;
+	int			tail = 0;
+	bool		found = false;
+
+	if (walk_cxt == nullptr)
+		walk_cxt = AllocSetContextCreate(TopMemoryContext, "child_txn idle check",
+										 ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(walk_cxt);
+
+	pids[tail++] = parent_pid;
+	while (head < tail && !found)
+	{
+		Datum		arr = DirectFunctionCall1(pg_blocking_pids,
+											  Int32GetDatum(pids[head++]));
+		Datum	   *elems;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(arr), INT4OID, sizeof(int32), true,
+						  TYPALIGN_INT, &elems, nullptr, &n);
+		for (int i = 0; i < n && !found; i++)
+		{
+			int32		pid = DatumGetInt32(elems[i]);
+			bool		seen = false;
+
+			found = pid == MyProcPid;
+			for (int k = 0; k < tail && !seen; k++)
+				seen = pids[k] == pid;
+			if (!seen && tail < kMaxWalk)
+				pids[tail++] = pid;
+		}
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(walk_cxt);
+	return found;
+}
+
 /*
  * Does our parent wait, in the lock manager, for a lock this child's
- * transaction holds?  While we wait for its next request, that is a
- * deadlock the detector cannot see: our side of it is not a lock wait.
- * (Only the direct case: a cycle through a third session or a sibling
- * child is not found here.)  The execution locks are not counted: a parent
- * waits for ours as soon as it has sent a request we have not read yet.
+ * transaction holds, directly or through others' lock waits (a third
+ * session, a sibling child)?  While we wait for its next request, that is
+ * a deadlock the detector cannot see: our side of it is not a lock wait.
+ * Our execution locks are not counted: a parent waits for ours as soon as
+ * it has sent a request we have not read yet.
  */
 bool
 parent_waits_for_us()
@@ -607,17 +670,18 @@ parent_waits_for_us()
 
 	LOCKTAG		tag = lock->tag;
 	LWLock	   *partition = LockHashPartitionLock(LockTagHashCode(&tag));
+	bool		waits = false;
 	bool		found = false;
 
 	LWLockAcquire(partition, LW_SHARED);
 	if (parent->waitLock == lock && parent->pid == parent_pid &&
 		memcmp(&lock->tag, &tag, sizeof(LOCKTAG)) == 0 &&
-		!(tag.locktag_type == LOCKTAG_USERLOCK &&
-		  tag.locktag_field2 == kExecLockClass))
+		!is_our_exec_lock(tag))
 	{
 		LOCKMASK	conflicts =
 			GetLocksMethodTable(lock)->conflictTab[parent->waitLockMode];
 
+		waits = true;
 		for (auto *pl = reinterpret_cast<PROCLOCK *>(
 				 SHMQueueNext(&lock->procLocks, &lock->procLocks,
 							  offsetof(PROCLOCK, lockLink)));
@@ -628,7 +692,7 @@ parent_waits_for_us()
 			found = pl->tag.myProc == MyProc && (pl->holdMask & conflicts) != 0;
 	}
 	LWLockRelease(partition);
-	return found;
+	return found || (waits && parent_blocked_through_us(parent_pid));
 }
 
 /*
