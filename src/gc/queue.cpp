@@ -295,6 +295,62 @@ enqueue(DbWorker *e, WriteSlot *w)
 }
 
 void
+note_blocked_table(DbWorker *e, const WriteSlot *model)
+{
+	int			k = 0;
+
+	Assert(LWLockHeldByMeInMode(shared->lock, LW_EXCLUSIVE));
+	while (k < e->nblocked && e->blocked_relid[k] != model->relid)
+		k++;
+	if (k == e->nblocked)
+	{
+		if (e->nblocked == kMaxBlockedTables)
+			k = 0;				/* the oldest note makes room */
+		else
+			e->nblocked++;
+	}
+	e->blocked_relid[k] = model->relid;
+	e->blocked_slot[k] = static_cast<int32>(model - shared->slots);
+	e->blocked_seq[k] = model->seq;
+}
+
+bool
+join_blocked_table(DbWorker *e, WriteSlot *w)
+{
+	Assert(LWLockHeldByMeInMode(shared->lock, LW_EXCLUSIVE));
+	for (int k = 0; k < e->nblocked; k++)
+	{
+		if (e->blocked_relid[k] != w->relid)
+			continue;
+
+		const WriteSlot *model = &shared->slots[e->blocked_slot[k]];
+
+		if (model->seq != e->blocked_seq[k] ||
+			model->state != static_cast<int32>(WriteState::Deferred) ||
+			model->defer_reason != static_cast<int32>(DeferReason::Table))
+		{
+			/* void: the table's writes were taken again */
+			e->blocked_relid[k] = e->blocked_relid[e->nblocked - 1];
+			e->blocked_slot[k] = e->blocked_slot[e->nblocked - 1];
+			e->blocked_seq[k] = e->blocked_seq[e->nblocked - 1];
+			e->nblocked--;
+			return false;
+		}
+		e->stats.deferrals++;
+		count_deferred(e, w, 1);
+		w->state = static_cast<int32>(WriteState::Deferred);
+		w->defer_reason = model->defer_reason;
+		w->defer_tag = model->defer_tag;
+		w->defer_tag_valid = model->defer_tag_valid;
+		w->defer_mode = model->defer_mode;
+		w->retry_at = model->retry_at;
+		w->defer_count = model->defer_count;
+		return true;
+	}
+	return false;
+}
+
+void
 unlink_queued(DbWorker *e, WriteSlot *w)
 {
 	int			i = static_cast<int>(w - shared->slots);

@@ -127,6 +127,8 @@ enum class WorkerState : int32
 	Running,
 };
 
+constexpr int kMaxBlockedTables = 8;
+
 struct DbWorker
 {
 	Oid			database_id;	/* InvalidOid: entry unused */
@@ -151,6 +153,20 @@ struct DbWorker
 	 * (Queue.room_wanted).
 	 */
 	bool		gathering;
+
+	/*
+	 * Tables whose writes are deferred for their table lock, each with one
+	 * such write (slot and seq, checked when used): a write appended to
+	 * one of them joins those at once (join_blocked_table) rather than wait
+	 * in the queue for the worker to find the table locked again, so that
+	 * child_txn.deferred_queue_share sees it even when the worker lags.
+	 * Noted by the worker; an entry whose write is no longer deferred is
+	 * void.
+	 */
+	int32		nblocked;
+	Oid			blocked_relid[kMaxBlockedTables];
+	int32		blocked_slot[kMaxBlockedTables];
+	uint64		blocked_seq[kMaxBlockedTables];
 
 	Stats		stats;
 };
@@ -257,6 +273,16 @@ int			db_entry(Oid database_id);
 
 /* Put a write on its database's queue (state Queued), in queue order. */
 void		enqueue(DbWorker *e, WriteSlot *w);
+
+/* Note that model's table is blocked (see DbWorker.blocked_relid). */
+void		note_blocked_table(DbWorker *e, const WriteSlot *model);
+
+/*
+ * A new write w of entry e, not yet queued: if its table is blocked (see
+ * DbWorker.blocked_relid), make it Deferred like the table's deferred
+ * write and return true; else false (the caller queues it).
+ */
+bool		join_blocked_table(DbWorker *e, WriteSlot *w);
 
 /*
  * Deferred writes ws[0..n) of entry e go back on its queue, in queue order

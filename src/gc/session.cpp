@@ -389,6 +389,7 @@ my_entry()
 	e->state = static_cast<int32>(WorkerState::None);
 	e->queue_head = e->queue_tail = -1;
 	e->nqueued = e->ndeferred = 0;
+	e->nblocked = 0;
 	return index;
 }
 
@@ -1450,7 +1451,9 @@ submit(const Rows &rows, bool wait)
 				w->defer_tag_valid = false;
 				w->sqlerrcode = 0;
 				w->message[0] = w->detail[0] = w->hint[0] = '\0';
-				enqueue(&q->workers[index], w);
+				/* a write to a table known to be locked joins its deferred writes */
+				if (!join_blocked_table(&q->workers[index], w))
+					enqueue(&q->workers[index], w);
 				ref = WriteRef{i, w->seq};
 				need_start = claim_worker(index, &generation, &procno);
 				procno = procno_to_wake(&q->workers[index], procno, wait);

@@ -964,6 +964,8 @@ requeue_due(DbWorker *e, TimestampTz now, int *wake, int *nwake)
 	}
 	/* in front of newer writes, oldest first */
 	requeue_deferred(e, due, n);
+	for (int k = 0; k < nmodels; k++)
+		note_blocked_table(e, models[k]);
 	if (nmodels > 0 && e->nqueued > 0)
 		defer_queued_of_tables(models, nmodels, wake, nwake);
 }
@@ -1189,6 +1191,8 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 		if (!seen && nbusy < kMaxJoinTables)
 			busy[nbusy++] = w;
 	}
+	for (int k = 0; k < nbusy; k++)
+		note_blocked_table(&q->workers[my_index], busy[k]);
 	if (nbusy > 0)
 		defer_queued_of_tables(busy, nbusy, wake, &nwake);
 	if (committed_or_failed)
