@@ -336,18 +336,26 @@ join_blocked_table(DbWorker *e, WriteSlot *w)
 			e->nblocked--;
 			return false;
 		}
-		e->stats.deferrals++;
-		count_deferred(e, w, 1);
-		w->state = static_cast<int32>(WriteState::Deferred);
-		w->defer_reason = model->defer_reason;
-		w->defer_tag = model->defer_tag;
-		w->defer_tag_valid = model->defer_tag_valid;
-		w->defer_mode = model->defer_mode;
-		w->retry_at = model->retry_at;
-		w->defer_count = model->defer_count;
+		defer_like(e, w, model);
 		return true;
 	}
 	return false;
+}
+
+void
+defer_like(DbWorker *e, WriteSlot *w, const WriteSlot *model)
+{
+	Assert(LWLockHeldByMeInMode(shared->lock, LW_EXCLUSIVE));
+	Assert(model->state == static_cast<int32>(WriteState::Deferred));
+	e->stats.deferrals++;
+	count_deferred(e, w, 1);
+	w->state = static_cast<int32>(WriteState::Deferred);
+	w->defer_reason = model->defer_reason;
+	w->defer_tag = model->defer_tag;
+	w->defer_tag_valid = model->defer_tag_valid;
+	w->defer_mode = model->defer_mode;
+	w->retry_at = model->retry_at;
+	w->defer_count = Max(w->defer_count, model->defer_count);
 }
 
 void

@@ -274,6 +274,12 @@ int			db_entry(Oid database_id);
 /* Put a write on its database's queue (state Queued), in queue order. */
 void		enqueue(DbWorker *e, WriteSlot *w);
 
+/*
+ * Write w of entry e (not on the queue list) becomes Deferred like model,
+ * a deferred write of the same table: same lock, retry time, back-off.
+ */
+void		defer_like(DbWorker *e, WriteSlot *w, const WriteSlot *model);
+
 /* Note that model's table is blocked (see DbWorker.blocked_relid). */
 void		note_blocked_table(DbWorker *e, const WriteSlot *model);
 

@@ -859,7 +859,6 @@ defer_queued_of_tables(const WriteSlot *const *models, int nmodels,
 {
 	Queue	   *q = queue();
 	DbWorker   *e = &q->workers[my_index];
-	Stats	   *st = &e->stats;
 
 	Assert(LWLockHeldByMeInMode(q->lock, LW_EXCLUSIVE));
 	for (int k = e->queue_head, prev = -1; nmodels > 0 && k >= 0;)
@@ -887,17 +886,8 @@ defer_queued_of_tables(const WriteSlot *const *models, int nmodels,
 		w->next = -1;
 		e->nqueued--;
 
-		Assert(model->state == static_cast<int32>(WriteState::Deferred) &&
-			   model->defer_reason == static_cast<int32>(DeferReason::Table));
-		st->deferrals++;
-		count_deferred(e, w, 1);
-		w->state = static_cast<int32>(WriteState::Deferred);
-		w->defer_reason = model->defer_reason;
-		w->defer_tag = model->defer_tag;
-		w->defer_tag_valid = model->defer_tag_valid;
-		w->defer_mode = model->defer_mode;
-		w->retry_at = model->retry_at;
-		w->defer_count = Max(w->defer_count, model->defer_count);
+		Assert(model->defer_reason == static_cast<int32>(DeferReason::Table));
+		defer_like(e, w, model);
 		if (w->owner_procno >= 0)
 			wake[(*nwake)++] = w->owner_procno;
 		k = next;
