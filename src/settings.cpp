@@ -24,6 +24,7 @@ int			nowait_batch_delay = 0;
 int			deferred_queue_share = 50;
 int			row_lock_wait = 20;
 int			queue_wait_timeout = 0;
+int			drain_timeout = 10000;
 int			spin_wait = 200;
 unsigned long reloads = 0;
 
@@ -168,6 +169,19 @@ define()
 		"apply).  After the timeout the write is not queued and append() "
 		"fails with an insufficient_resources error.",
 		&queue_wait_timeout, 0, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS, nullptr,
+		nullptr, nullptr);
+
+	DefineCustomIntVariable(
+		"child_txn.drain_timeout",
+		"How long a group-commit worker told to stop goes on applying the "
+		"writes queued before it exits.",
+		"On SIGTERM (a smart or fast server shutdown, pg_terminate_backend) "
+		"the worker finishes its batch and applies the writes that were "
+		"queued when the signal came, then exits; after this long it exits "
+		"at once and logs how many it left.  A second SIGTERM, or DROP "
+		"DATABASE of its database, also ends it at once.  0 exits at once: "
+		"at a server shutdown, writes queued without waiting are then lost.",
+		&drain_timeout, 10000, 0, 3600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
 		nullptr, nullptr);
 
 	MarkGUCPrefixReserved("child_txn");

@@ -58,6 +58,12 @@ extern int	row_lock_wait;
 /* child_txn.queue_wait_timeout: ms an appender waits for queue space. */
 extern int	queue_wait_timeout;
 
+/*
+ * child_txn.drain_timeout: ms a group-commit worker told to stop (SIGTERM)
+ * goes on applying the writes queued before that; 0 = exit at once.
+ */
+extern int	drain_timeout;
+
 /* child_txn.spin_wait: µs a waiter polls before it sleeps, 0 = never. */
 extern int	spin_wait;
 

@@ -62,6 +62,25 @@ note_pre_commit(XactEvent event, void *)
 /* SIGTERM arrived (ProcDiePending is cleared before the FATAL is raised). */
 volatile sig_atomic_t got_sigterm = false;
 
+/*
+ * Stopping.  The first SIGTERM does not stop the worker at once: it finishes
+ * its batch and applies the writes queued before the signal (seq below
+ * drain_seq), for at most child_txn.drain_timeout after the signal, and then
+ * exits (drain).  The stop timer, armed around each batch, cuts short a
+ * batch that would outlast that; a batch already older than drain_timeout
+ * when the signal comes (batch_overdue) is cut short at once, and so is
+ * everything on a second SIGTERM.
+ */
+volatile sig_atomic_t sigterms = 0;		/* SIGTERMs that started a drain */
+volatile sig_atomic_t batch_overdue = false;
+volatile TimestampTz sigterm_at = 0;
+bool		draining = false;
+uint64		drain_seq = 0;
+TimestampTz drain_deadline = 0;
+int			drained = 0;		/* writes committed since the SIGTERM */
+bool		database_going = false;	/* stopped for DROP DATABASE and such */
+TimeoutId	stop_timer = static_cast<TimeoutId>(0);	/* 0: not registered */
+
 /* Connected to the database: a worker that never got there is not restarted. */
 bool		connected = false;
 
@@ -101,9 +120,54 @@ Batch	   *current_batch = nullptr;
 void
 worker_sigterm(SIGNAL_ARGS)
 {
+	int			save_errno = errno;
+
 	if (!proc_exit_inprogress)
+	{
 		got_sigterm = true;
+		if (connected && settings::drain_timeout > 0 && !batch_overdue &&
+			sigterms++ == 0)
+		{
+			/* drain first (see above): the main loop notices */
+			sigterm_at = GetCurrentTimestamp();
+			SetLatch(MyLatch);
+			errno = save_errno;
+			return;
+		}
+	}
+	errno = save_errno;
 	die(postgres_signal_arg);
+}
+
+/* The stop timer (a timeout handler, runs in signal context). */
+void
+stop_timer_fired()
+{
+	if (got_sigterm)
+		die(SIGTERM);
+	else
+		batch_overdue = true;
+}
+
+/* Around a batch: it may run until drain_timeout after its start, or the
+ * drain's deadline. */
+void
+arm_stop_timer()
+{
+	batch_overdue = false;
+	if (settings::drain_timeout <= 0)
+		return;
+	if (draining)
+		enable_timeout_at(stop_timer, drain_deadline);
+	else
+		enable_timeout_after(stop_timer, settings::drain_timeout);
+}
+
+void
+disarm_stop_timer()
+{
+	disable_timeout(stop_timer, false);
+	batch_overdue = false;
 }
 
 /* The row-lock probe (a timeout handler, runs in signal context). */
@@ -985,6 +1049,9 @@ take_batch(Batch *b)
 
 		if (limit > 0 && b->nwrites > 0 && b->nrows + w->nrows > limit)
 			break;
+		/* draining: only what was queued before the SIGTERM */
+		if (draining && w->seq >= drain_seq)
+			break;
 		/* allocate first: an error must not leave the write off the list */
 		HeapTupleHeader *rows = static_cast<HeapTupleHeader *>(
 			palloc(sizeof(HeapTupleHeader) * w->nrows));
@@ -1099,6 +1166,8 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 			case WriteState::Done:
 				st->writes++;
 				st->rows += bw->nrows;
+				if (got_sigterm)
+					drained++;
 				rows_done += bw->nrows;
 				{
 					long		us = 0;
@@ -1249,6 +1318,8 @@ worker_exit(int, Datum)
 	 */
 	if (probe_timeout != 0)
 		disable_timeout(probe_timeout, false);
+	if (stop_timer != 0)
+		disable_timeout(stop_timer, false);
 
 	/* an error may have left us holding LWLocks outside a transaction */
 	LWLockReleaseAll();
@@ -1356,21 +1427,95 @@ worker_exit(int, Datum)
 		ConditionVariableBroadcast(&q->space_freed);
 
 	/*
-	 * Stopped with writes not applied: a new worker takes them over, but
-	 * not if the server is shutting down (the queue is in shared memory).
-	 * We cannot tell which from here: say so either way.
+	 * Stopped with writes not applied (queued after the SIGTERM, or not
+	 * applied within drain_timeout): a new worker takes them over, but not
+	 * if the server is shutting down (the queue is in shared memory).  We
+	 * cannot tell which from here: say so either way.
 	 */
 	if (got_sigterm && left > 0)
 		ereport(WARNING,
 				(errmsg("group-commit worker of database %u stopped with %d write(s) not yet applied",
 						MyDatabaseId, left),
-				 errdetail("A new worker applies them, unless the server is "
-						   "shutting down: then writes queued without "
-						   "waiting are lost."),
-				 errhint("Call child_txn.flush() in sessions that queued "
-						 "writes without waiting before stopping the server.")));
+				 database_going
+				 ? errdetail("Another session holds the database for DROP "
+							 "DATABASE or a similar command.")
+				 : errdetail("A new worker applies them, unless the server is "
+							 "shutting down: then writes queued without "
+							 "waiting are lost."),
+				 database_going ? 0 :
+				 errhint("Raise child_txn.drain_timeout if it ran out, or call "
+						 "child_txn.flush() in sessions that queued writes "
+						 "without waiting before stopping the server.")));
 	if (restart && !register_worker(my_index, generation))
 		elog(LOG, "could not start a new group-commit worker: no background worker slot is free");
+}
+
+/*
+ * The first SIGTERM came: from now on only the writes queued so far are
+ * taken, until drain_timeout after the signal.
+ */
+void
+begin_drain()
+{
+	Queue	   *q = queue();
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	drain_seq = q->next_seq;
+	LWLockRelease(q->lock);
+	drain_deadline = TimestampTzPlusMilliseconds(sigterm_at,
+												 settings::drain_timeout);
+	draining = true;
+}
+
+/*
+ * DROP DATABASE (and the other commands that need the database to
+ * themselves) holds its lock on the database while it waits for sessions
+ * to leave: with WITH (FORCE) it is what sent the SIGTERM, and the writes
+ * go with the database.
+ */
+bool
+database_wanted_alone()
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
+	if (LockAcquire(&tag, AccessShareLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, AccessShareLock, true);
+	return false;
+}
+
+/* Writes queued before the SIGTERM still deferred (under no lock). */
+bool
+deferred_before_drain()
+{
+	Queue	   *q = queue();
+	bool		found = false;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	for (int i = 0; i < q->nslots && q->workers[my_index].ndeferred > 0 && !found; i++)
+	{
+		const WriteSlot *w = &q->slots[i];
+
+		found = w->database_id == MyDatabaseId &&
+			w->state == static_cast<int32>(WriteState::Deferred) &&
+			w->seq < drain_seq;
+	}
+	LWLockRelease(q->lock);
+	return found;
+}
+
+/* End the drain: exit as on a SIGTERM (worker_exit logs what is left). */
+void
+stop_now()
+{
+	if (drained > 0)
+		ereport(LOG,
+				(errmsg("group-commit worker of database %u applied %d write(s) after it was asked to stop",
+						MyDatabaseId, drained)));
+	die(SIGTERM);
+	CHECK_FOR_INTERRUPTS();
+	pg_unreachable();
 }
 
 /* Idle for long enough and nothing of ours in the queue: leave. */
@@ -1481,6 +1626,8 @@ delay_batch()
 		if (oldest != 0 && delay > 0 && !full)
 			left = TimestampDifferenceMilliseconds(
 				GetCurrentTimestamp(), TimestampTzPlusMilliseconds(oldest, delay));
+		if (got_sigterm)
+			left = 0;			/* stopping: no gathering */
 		e->gathering = gather && left > 0;
 		LWLockRelease(q->lock);
 		if (left <= 0)
@@ -1546,6 +1693,7 @@ child_txn_group_commit_main(Datum main_arg)
 	connected = true;
 	pgstat_report_appname("child_txn group commit");
 	probe_timeout = RegisterTimeout(USER_TIMEOUT, row_wait_probe);
+	stop_timer = RegisterTimeout(USER_TIMEOUT, stop_timer_fired);
 	CacheRegisterRelcacheCallback(plans_invalidated, (Datum) 0);
 	RegisterXactCallback(note_pre_commit, nullptr);
 
@@ -1571,6 +1719,16 @@ child_txn_group_commit_main(Datum main_arg)
 		CHECK_FOR_INTERRUPTS();
 		settings::reload_if_pending();
 
+		if (got_sigterm && !draining)
+			begin_drain();
+		if (draining && GetCurrentTimestamp() >= drain_deadline)
+			stop_now();
+		if (draining && database_wanted_alone())
+		{
+			database_going = true;
+			stop_now();
+		}
+
 		delay_batch();
 		MemoryContextReset(batch_cxt);
 		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
@@ -1586,7 +1744,17 @@ child_txn_group_commit_main(Datum main_arg)
 			long		timeout = next_retry_ms();
 			long		idle_left = -1;
 
-			if (settings::worker_idle_timeout > 0)
+			if (draining)
+			{
+				/* what is left of the drain: writes deferred on a lock */
+				if (!deferred_before_drain())
+					stop_now();
+				long		drain_left = TimestampDifferenceMilliseconds(
+					GetCurrentTimestamp(), drain_deadline) + 1;
+
+				timeout = timeout < 0 ? drain_left : Min(timeout, drain_left);
+			}
+			else if (settings::worker_idle_timeout > 0)
 			{
 				idle_left = TimestampDifferenceMilliseconds(
 					GetCurrentTimestamp(),
@@ -1610,7 +1778,9 @@ child_txn_group_commit_main(Datum main_arg)
 		bool		retried;
 
 		old = MemoryContextSwitchTo(batch_cxt);
+		arm_stop_timer();
 		apply_batch(&b, &retried);
+		disarm_stop_timer();
 		MemoryContextSwitchTo(batch_cxt);
 		answer(&b, started, retried, XactLastCommitEnd);
 		current_batch = nullptr;

@@ -132,10 +132,18 @@ sub check_round
 	return;
 }
 
-# 0. SIGTERM while the worker is inside a batch (a trigger sleeps in it): the
-#    batch is rolled back and taken again by the next worker, which the
-#    exiting one starts; the caller gets success and the row is there once.
+# 0. SIGTERM while the worker is inside a batch (a trigger sleeps in it),
+#    with child_txn.drain_timeout = 0 (exit at once; the drain is in
+#    009_group_commit_stop): the batch is rolled back and taken again by the
+#    next worker, which the exiting one starts; the caller gets success and
+#    the row is there once.
 {
+	$node->append_conf('postgresql.conf', "child_txn.drain_timeout = 0");
+	$node->reload;
+	ok($node->poll_query_until('postgres',
+		"SELECT current_setting('child_txn.drain_timeout') = '0'"),
+		'mid-batch: drain_timeout = 0 is in effect');
+	sleep(0.5);			# (the worker rereads the file when it next wakes)
 	$node->safe_psql('postgres', q{
 		CREATE TABLE slow (v int);
 		CREATE FUNCTION slow_trg() RETURNS trigger LANGUAGE plpgsql
@@ -167,6 +175,8 @@ sub check_round
 	is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'),
 		$started, 'mid-batch: the worker exited cleanly (no crash restart)');
 	$node->safe_psql('postgres', 'DROP TABLE slow; DROP FUNCTION slow_trg()');
+	$node->append_conf('postgresql.conf', "child_txn.drain_timeout = '10s'");
+	$node->reload;
 }
 
 # 1. SIGTERM to the group-commit worker: its batch is requeued, a new worker
