@@ -1291,12 +1291,20 @@ child_txn_worker_main(Datum main_arg)
 			end_child();
 			continue;
 		}
+
+		/*
+		 * From here an error (out of memory while taking the request in)
+		 * is this request's: the error handler answers it, since the
+		 * parent waits for that answer on our execution lock.
+		 */
+		phase = Phase::Executing;
 		/* code byte, uint32 length of the intents, intents, SQL, NUL */
 		if (nbytes < 1 + sizeof(uint32) + 1)
 			ereport(FATAL,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
 					 errmsg("child_txn worker received a malformed request")));
 		code = static_cast<RequestCode>(static_cast<char *>(data)[0]);
+		current_request = code;
 		memcpy(&intents_len, static_cast<char *>(data) + 1, sizeof(uint32));
 		if (intents_len > nbytes - 1 - sizeof(uint32) - 1)
 			ereport(FATAL,
