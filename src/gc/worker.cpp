@@ -63,6 +63,12 @@ note_pre_commit(XactEvent event, void *)
 volatile sig_atomic_t got_sigterm = false;
 
 /*
+ * The exit under way is a stop (SIGTERM, or the end of a drain), not an
+ * error: the writes of an unfinished batch go back to the queue.
+ */
+volatile sig_atomic_t stopping = false;
+
+/*
  * Stopping.  The first SIGTERM does not stop the worker at once: it finishes
  * its batch and applies the writes queued before the signal (seq below
  * drain_seq), for at most child_txn.drain_timeout after the signal, and then
@@ -82,7 +88,7 @@ bool		database_going = false;	/* stopped for DROP DATABASE and such */
 TimeoutId	stop_timer = static_cast<TimeoutId>(0);	/* 0: not registered */
 
 /* Connected to the database: a worker that never got there is not restarted. */
-bool		connected = false;
+volatile sig_atomic_t connected = false;
 
 /* One write of the batch, as the worker sees it. */
 struct BatchWrite
@@ -134,6 +140,7 @@ worker_sigterm(SIGNAL_ARGS)
 			errno = save_errno;
 			return;
 		}
+		stopping = true;
 	}
 	errno = save_errno;
 	die(postgres_signal_arg);
@@ -143,10 +150,16 @@ worker_sigterm(SIGNAL_ARGS)
 void
 stop_timer_fired()
 {
+	/*
+	 * Overdue first, then the test: a SIGTERM handled in between sees
+	 * batch_overdue and exits by itself (the handlers can nest).
+	 */
+	batch_overdue = true;
 	if (got_sigterm)
+	{
+		stopping = true;
 		die(SIGTERM);
-	else
-		batch_overdue = true;
+	}
 }
 
 /* Around a batch: it may run until drain_timeout after its start, or the
@@ -155,11 +168,10 @@ void
 arm_stop_timer()
 {
 	batch_overdue = false;
-	if (settings::drain_timeout <= 0)
-		return;
+	/* (a drain keeps its deadline even if the setting changed since) */
 	if (draining)
 		enable_timeout_at(stop_timer, drain_deadline);
-	else
+	else if (settings::drain_timeout > 0)
 		enable_timeout_after(stop_timer, settings::drain_timeout);
 }
 
@@ -814,9 +826,14 @@ try_commit(bool isolated)
 	}
 	PG_CATCH();
 	{
-		committing = false;
+		/*
+		 * Rethrown, the error ends the worker: committing stays set, so
+		 * that worker_exit asks the commit log, and calls the outcome
+		 * unknown if pre-commit callbacks (a foreign server's commit) ran.
+		 */
 		if (isolated)
 			PG_RE_THROW();
+		committing = false;
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
 		AbortCurrentTransaction();
@@ -1364,7 +1381,7 @@ worker_exit(int, Datum)
 			wake_procno(owner);
 			continue;
 		}
-		if (unknown || !got_sigterm)
+		if (unknown || !stopping)
 		{
 			w->state = static_cast<int32>(WriteState::Failed);
 			e->stats.failures++;
@@ -1505,6 +1522,27 @@ deferred_before_drain()
 	return found;
 }
 
+/* A write queued after the SIGTERM has a caller waiting for it. */
+bool
+later_write_awaited()
+{
+	Queue	   *q = queue();
+	DbWorker   *e = &q->workers[my_index];
+	bool		found = false;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	for (int i = e->queue_head; i >= 0 && !found; i = q->slots[i].next)
+	{
+		const WriteSlot *w = &q->slots[i];
+
+		found = w->seq >= drain_seq &&
+			(w->wait || (w->owner_procno >= 0 &&
+						 pg_atomic_read_u32(&q->flushing[w->owner_procno]) != 0));
+	}
+	LWLockRelease(q->lock);
+	return found;
+}
+
 /* End the drain: exit as on a SIGTERM (worker_exit logs what is left). */
 void
 stop_now()
@@ -1513,6 +1551,7 @@ stop_now()
 		ereport(LOG,
 				(errmsg("group-commit worker of database %u applied %d write(s) after it was asked to stop",
 						MyDatabaseId, drained)));
+	stopping = true;
 	die(SIGTERM);
 	CHECK_FOR_INTERRUPTS();
 	pg_unreachable();
@@ -1719,6 +1758,8 @@ child_txn_group_commit_main(Datum main_arg)
 		CHECK_FOR_INTERRUPTS();
 		settings::reload_if_pending();
 
+		delay_batch();			/* (returns at once once told to stop) */
+
 		if (got_sigterm && !draining)
 			begin_drain();
 		if (draining && GetCurrentTimestamp() >= drain_deadline)
@@ -1728,8 +1769,6 @@ child_txn_group_commit_main(Datum main_arg)
 			database_going = true;
 			stop_now();
 		}
-
-		delay_batch();
 		MemoryContextReset(batch_cxt);
 		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
 
@@ -1746,8 +1785,12 @@ child_txn_group_commit_main(Datum main_arg)
 
 			if (draining)
 			{
-				/* what is left of the drain: writes deferred on a lock */
-				if (!deferred_before_drain())
+				/*
+				 * What is left of the drain: writes deferred on a lock.
+				 * Not worth holding up a later write someone waits for
+				 * (outside a shutdown, the next worker takes both).
+				 */
+				if (!deferred_before_drain() || later_write_awaited())
 					stop_now();
 				long		drain_left = TimestampDifferenceMilliseconds(
 					GetCurrentTimestamp(), drain_deadline) + 1;

@@ -36,17 +36,28 @@ sub queued
 		"SELECT coalesce(sum(queued), 0) FROM child_txn.group_commit_stats");
 }
 
+# The worker, once it is connected (it is started by the first append); ''
+# if none comes.
 sub gc_worker_pid
 {
-	return $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'child_txn group commit'");
+	my $pid = '';
+	for (my $i = 0; $i < 200 && $pid eq ''; $i++)
+	{
+		$pid = $node->safe_psql('postgres',
+			"SELECT pid FROM pg_stat_activity WHERE backend_type = 'child_txn group commit'");
+		sleep(0.05) if $pid eq '';
+	}
+	return $pid;
 }
 
+# Queue n writes without waiting, and see that the worker runs: a worker
+# told to stop before it is connected exits at once.
 sub append_nowait
 {
 	my ($table, $n) = @_;
 	$node->safe_psql('postgres',
 		"SELECT child_txn.append('$table', ROW(i)::$table, false) FROM generate_series(1, $n) i");
+	isnt(gc_worker_pid(), '', "the worker runs for $n write(s) to $table");
 	return;
 }
 
@@ -123,6 +134,29 @@ $locker->quit;
 $node->safe_psql('postgres', 'SELECT child_txn.append(\'b\', ROW(0)::b)');
 is(count_of('b'), '5', 'terminate: the successor applied them once b was free');
 
+# 4b. The same, but a session then appends to a and waits: the drain, left
+#     with nothing but b's deferred writes, ends at once for it, and the
+#     successor applies its write and, once b is free, those to b.
+$locker = $node->background_psql('postgres');
+$locker->query_safe('BEGIN; LOCK b IN EXCLUSIVE MODE');
+append_nowait('b', 2);
+ok($node->poll_query_until('postgres',
+	"SELECT deferrals > 0 FROM child_txn.group_commit_stats WHERE database = 'postgres' "
+	  . "AND worker_pid = " . gc_worker_pid()),
+	'awaited: the writes to b are deferred');
+$pid = gc_worker_pid();
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+$t0 = time;
+$node->safe_psql('postgres', "SELECT child_txn.append('a', ROW(0)::a)");
+$took = time - $t0;
+ok($took < 1.5,
+	sprintf('awaited: a waiting append is not held up for the drain (%.1f s)', $took));
+is(count_of('a'), '63', 'awaited: its row is there');
+$locker->query_safe('COMMIT');
+$locker->quit;
+$node->safe_psql('postgres', "SELECT child_txn.append('b', ROW(0)::b)");
+is(count_of('b'), '8', 'awaited: the successor applied the writes to b');
+
 # 5. A second SIGTERM ends the drain at once: the batch in progress (a
 #    trigger sleeps 3 s in it) is rolled back and taken again by the next
 #    worker; the waiting caller gets success and the row is there once.
@@ -172,9 +206,10 @@ $h->finish;
 is($h->result(0), 0, 'second SIGTERM: the caller got success') or diag($$err);
 is(count_of('slow'), '1', 'second SIGTERM: the row is there, once');
 
-# 6. One SIGTERM: the worker finishes the slow batch, then exits.
+# 6. One SIGTERM: the worker finishes the slow batch itself, then exits.
 ($h, $err) = start_slow_append();
 $pid = gc_worker_pid();
+$log_offset = -s $node->logfile;
 kill 'TERM', $pid;
 $h->finish;
 is($h->result(0), 0, 'one SIGTERM: the caller got success') or diag($$err);
@@ -182,6 +217,9 @@ is(count_of('slow'), '2', 'one SIGTERM: the row is there, once');
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
 	'one SIGTERM: the worker exits after its batch');
+like(slurp_file($node->logfile, $log_offset),
+	qr/\[$pid\] LOG:  group-commit worker of database \d+ applied 1 write\(s\) after it was asked to stop/,
+	'one SIGTERM: the same worker committed the batch');
 
 # 7. A batch that outlasts drain_timeout is cut short at the timeout: with
 #    1 s and a trigger that sleeps 3 s, the worker exits about 1 s after
