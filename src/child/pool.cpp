@@ -380,6 +380,38 @@ pool_worker_parent_pid()
 	return pid;
 }
 
+int
+pool_worker_ancestors(int32 *pids, int max)
+{
+	int			n = 0;
+
+	LWLockAcquire(pool->lock, LW_SHARED);
+	int32		pid = my_slot != nullptr ? my_slot->parent_pid : 0;
+
+	while (pid != 0 && n < max)
+	{
+		pids[n++] = pid;
+
+		/* is that one a child worker serving a child?  then its parent */
+		int32		next = 0;
+
+		for (int i = 0; i < pool->nslots; i++)
+		{
+			const PoolSlot *s = &pool->slots[i];
+
+			if (s->worker_pid == pid &&
+				s->state == static_cast<int32>(SlotState::Busy))
+			{
+				next = s->parent_pid;
+				break;
+			}
+		}
+		pid = next;
+	}
+	LWLockRelease(pool->lock);
+	return n;
+}
+
 dsm_handle
 pool_worker_first()
 {

@@ -153,6 +153,12 @@ int			pool_worker_slot();
 int32		pool_worker_parent_pid();
 
 /*
+ * In a worker: the pids of this child's parent, its parent's parent if that
+ * one is a child too, and so on up to a session (at most max of them).
+ */
+int			pool_worker_ancestors(int32 *pids, int max);
+
+/*
  * Done with a child (its segment let go, and holding the execution lock of
  * request number next_request already): offer this worker to its pair's
  * next child at once, while it still resets its session, so that the next

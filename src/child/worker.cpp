@@ -599,9 +599,55 @@ is_our_exec_lock(const LOCKTAG &tag)
 }
 
 /*
+ * If process pid waits in the lock manager, call f(proc, lock) under the
+ * partition lock of what it waits for, and return f's answer; else false.
+ */
+template <typename F>
+bool
+with_awaited_lock(int32 pid, F f)
+{
+	PGPROC	   *proc = BackendPidGetProc(pid);
+
+	if (proc == nullptr)
+		return false;
+
+	/* a first look without a lock; then the lock of the LOCK's partition */
+	LOCK	   *lock = static_cast<volatile PGPROC *>(proc)->waitLock;
+
+	if (lock == nullptr)
+		return false;
+
+	LOCKTAG		tag = lock->tag;
+	LWLock	   *partition = LockHashPartitionLock(LockTagHashCode(&tag));
+	bool		answer = false;
+
+	LWLockAcquire(partition, LW_SHARED);
+	if (proc->waitLock == lock && proc->pid == pid &&
+		memcmp(&lock->tag, &tag, sizeof(LOCKTAG)) == 0)
+		answer = f(proc, lock);
+	LWLockRelease(partition);
+	return answer;
+}
+
+/*
+ * Does process pid wait for one of our execution locks (a request sent to
+ * us that we have not read yet, not a wait for our transaction)?
+ */
+bool
+waits_on_our_exec_lock(int32 pid)
+{
+	return with_awaited_lock(pid, [](PGPROC *, LOCK *lock) {
+		return is_our_exec_lock(lock->tag);
+	});
+}
+
+/*
  * Does the parent wait, through lock waits of others (a third session, a
  * sibling child running a statement), for a lock of ours?  A walk over
- * pg_blocking_pids() from the parent, at most kMaxWalk processes.
+ * pg_blocking_pids() from the parent, at most kMaxWalk processes.  A
+ * process that waits for our execution lock (our own parent, when the walk
+ * starts at a grandparent) has sent us a request: that edge is not a
+ * deadlock, we are about to serve it.
  */
 bool
 parent_blocked_through_us(int32 parent_pid)
@@ -633,7 +679,7 @@ parent_blocked_through_us(int32 parent_pid)
 			int32		pid = DatumGetInt32(elems[i]);
 			bool		seen = false;
 
-			found = pid == MyProcPid;
+			found = pid == MyProcPid && !waits_on_our_exec_lock(pids[head - 1]);
 			for (int k = 0; k < tail && !seen; k++)
 				seen = pids[k] == pid;
 			if (!seen && tail < kMaxWalk)
@@ -646,53 +692,54 @@ parent_blocked_through_us(int32 parent_pid)
 }
 
 /*
- * Does our parent wait, in the lock manager, for a lock this child's
- * transaction holds, directly or through others' lock waits (a third
- * session, a sibling child)?  While we wait for its next request, that is
- * a deadlock the detector cannot see: our side of it is not a lock wait.
- * Our execution locks are not counted: a parent waits for ours as soon as
- * it has sent a request we have not read yet.
+ * Does process pid (our parent or a further ancestor) wait, in the lock
+ * manager, for a lock this child's transaction holds, directly or through
+ * others' lock waits (a third session, a sibling child)?  Our execution
+ * locks are not counted: a parent waits for ours as soon as it has sent a
+ * request we have not read yet.
  */
 bool
-parent_waits_for_us()
+waits_for_us(int32 pid)
 {
-	int32		parent_pid = pool_worker_parent_pid();
-	PGPROC	   *parent = parent_pid != 0 ? BackendPidGetProc(parent_pid) : nullptr;
-
-	if (parent == nullptr)
-		return false;
-
-	/* a first look without a lock; then the lock of the LOCK's partition */
-	LOCK	   *lock = static_cast<volatile PGPROC *>(parent)->waitLock;
-
-	if (lock == nullptr)
-		return false;
-
-	LOCKTAG		tag = lock->tag;
-	LWLock	   *partition = LockHashPartitionLock(LockTagHashCode(&tag));
 	bool		waits = false;
-	bool		found = false;
-
-	LWLockAcquire(partition, LW_SHARED);
-	if (parent->waitLock == lock && parent->pid == parent_pid &&
-		memcmp(&lock->tag, &tag, sizeof(LOCKTAG)) == 0 &&
-		!is_our_exec_lock(tag))
-	{
+	bool		found = with_awaited_lock(pid, [&waits](PGPROC *proc, LOCK *lock) {
+		if (is_our_exec_lock(lock->tag))
+			return false;
 		LOCKMASK	conflicts =
-			GetLocksMethodTable(lock)->conflictTab[parent->waitLockMode];
+			GetLocksMethodTable(lock)->conflictTab[proc->waitLockMode];
 
 		waits = true;
 		for (auto *pl = reinterpret_cast<PROCLOCK *>(
 				 SHMQueueNext(&lock->procLocks, &lock->procLocks,
 							  offsetof(PROCLOCK, lockLink)));
-			 pl != nullptr && !found;
+			 pl != nullptr;
 			 pl = reinterpret_cast<PROCLOCK *>(
 				 SHMQueueNext(&lock->procLocks, &pl->lockLink,
 							  offsetof(PROCLOCK, lockLink))))
-			found = pl->tag.myProc == MyProc && (pl->holdMask & conflicts) != 0;
-	}
-	LWLockRelease(partition);
-	return found || (waits && parent_blocked_through_us(parent_pid));
+			if (pl->tag.myProc == MyProc && (pl->holdMask & conflicts) != 0)
+				return true;
+		return false;
+	});
+
+	return found || (waits && parent_blocked_through_us(pid));
+}
+
+/*
+ * Does our parent, or an ancestor further up (a grandparent whose child,
+ * our parent, sits idle too), wait for a lock of ours?  While we wait for
+ * our parent's next request, that is a deadlock the detector cannot see:
+ * our side of it, and our idle parent's, are not lock waits.
+ */
+bool
+parent_waits_for_us()
+{
+	int32		pids[64];
+	int			n = pool_worker_ancestors(pids, lengthof(pids));
+
+	for (int i = 0; i < n; i++)
+		if (waits_for_us(pids[i]))
+			return true;
+	return false;
 }
 
 /*
