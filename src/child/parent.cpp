@@ -683,6 +683,12 @@ child_launch(int isolation_level)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("cannot start a child transaction within a "
 						"security-restricted operation")));
+	/* (a worker could not take on the caller's transaction_read_only) */
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot start a child transaction during recovery"),
+				 errhint("Start child transactions on the primary server.")));
 	if (self_depth + 1 > settings::max_depth)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
