@@ -167,6 +167,39 @@ SELECT child_txn.run('INSERT INTO dchild VALUES (2)');
 SELECT count(*) FROM dchild;
 DROP TABLE dchild, dparent;
 
+-- What ends a child with its parent's transaction.  ROLLBACK TO SAVEPOINT
+-- does not: the child belongs to the top-level transaction.
+CREATE TABLE sp_t (v int);
+BEGIN;
+SAVEPOINT a;
+SELECT child_txn.begin() AS h \gset
+SELECT child_txn.exec(:h, 'INSERT INTO sp_t VALUES (1)');
+ROLLBACK TO SAVEPOINT a;
+SELECT child_txn.exec(:h, 'INSERT INTO sp_t VALUES (2)');
+SELECT child_txn.commit(:h);
+ROLLBACK;
+SELECT * FROM sp_t ORDER BY v;
+-- A procedure's COMMIT ends it: the open child is rolled back, with the
+-- WARNING, and its handle is gone.
+CREATE PROCEDURE sp_proc() LANGUAGE plpgsql AS $$
+DECLARE h int;
+BEGIN
+  h := child_txn.begin();
+  PERFORM child_txn.exec(h, 'INSERT INTO sp_t VALUES (3)');
+  COMMIT;
+  PERFORM child_txn.exec(h, 'INSERT INTO sp_t VALUES (4)');
+END $$;
+CALL sp_proc();
+-- So does PREPARE TRANSACTION.
+BEGIN;
+SELECT child_txn.begin() AS h \gset
+SELECT child_txn.exec(:h, 'INSERT INTO sp_t VALUES (5)');
+PREPARE TRANSACTION 'child_txn_regress';
+ROLLBACK PREPARED 'child_txn_regress';
+SELECT * FROM sp_t ORDER BY v;
+DROP PROCEDURE sp_proc();
+DROP TABLE sp_t;
+
 SELECT count(*) FROM child_txn.children;
 DROP FUNCTION log_autonomous(text);
 DROP TABLE acct, errlog;
