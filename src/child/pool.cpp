@@ -381,7 +381,7 @@ pool_worker_parent_pid()
 }
 
 int
-pool_worker_ancestors(int32 *pids, int max)
+pool_worker_ancestors(Ancestor *out, int max)
 {
 	int			n = 0;
 
@@ -390,23 +390,27 @@ pool_worker_ancestors(int32 *pids, int max)
 
 	while (pid != 0 && n < max)
 	{
-		pids[n++] = pid;
+		Ancestor   *a = &out[n++];
+
+		a->pid = pid;
+		a->slot = -1;
+		a->generation = 0;
+		pid = 0;
 
 		/* is that one a child worker serving a child?  then its parent */
-		int32		next = 0;
-
 		for (int i = 0; i < pool->nslots; i++)
 		{
 			const PoolSlot *s = &pool->slots[i];
 
-			if (s->worker_pid == pid &&
+			if (s->worker_pid == a->pid &&
 				s->state == static_cast<int32>(SlotState::Busy))
 			{
-				next = s->parent_pid;
+				a->slot = i;
+				a->generation = s->generation;
+				pid = s->parent_pid;
 				break;
 			}
 		}
-		pid = next;
 	}
 	LWLockRelease(pool->lock);
 	return n;

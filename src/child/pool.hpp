@@ -152,11 +152,19 @@ int			pool_worker_slot();
 /* The pid of the parent of the child this worker serves (0 if none). */
 int32		pool_worker_parent_pid();
 
+/* An ancestor of the child a worker serves. */
+struct Ancestor
+{
+	int32		pid;
+	int			slot;			/* its pool slot if it is a child worker, else -1 */
+	uint32		generation;		/* that slot's generation */
+};
+
 /*
- * In a worker: the pids of this child's parent, its parent's parent if that
- * one is a child too, and so on up to a session (at most max of them).
+ * In a worker: this child's parent, its parent's parent if that one is a
+ * child too, and so on up to a session (at most max of them).
  */
-int			pool_worker_ancestors(int32 *pids, int max);
+int			pool_worker_ancestors(Ancestor *out, int max);
 
 /*
  * Done with a child (its segment let go, and holding the execution lock of

@@ -70,6 +70,7 @@ int			lock_slot = -1;		/* our pool slot: names our execution locks */
 Oid			lock_database = InvalidOid;
 uint32		lock_generation = 0;	/* our slot's generation */
 bool		child_started = false;	/* the child's environment is set up */
+constexpr int kMaxAncestors = 128;	/* above child_txn.max_depth's maximum */
 
 /*
  * Settings reuse.  Restoring a parent's settings costs more than the rest of
@@ -584,18 +585,25 @@ handle_request(RequestCode code, const char *sql)
 	debug_query_string = nullptr;
 }
 
+/* Is tag one of the execution locks of the worker in pool slot `slot`? */
+bool
+is_exec_lock_of(const LOCKTAG &tag, int slot, uint32 generation)
+{
+	LOCKTAG		theirs;
+
+	set_exec_locktag(&theirs, lock_database, slot, generation, 0);
+	return tag.locktag_type == theirs.locktag_type &&
+		tag.locktag_field1 == theirs.locktag_field1 &&
+		tag.locktag_field2 == theirs.locktag_field2 &&
+		tag.locktag_field3 == theirs.locktag_field3 &&
+		(tag.locktag_field4 >> 1) == (theirs.locktag_field4 >> 1);
+}
+
 /* Is tag one of our own execution locks? */
 bool
 is_our_exec_lock(const LOCKTAG &tag)
 {
-	LOCKTAG		ours;
-
-	set_exec_locktag(&ours, lock_database, lock_slot, lock_generation, 0);
-	return tag.locktag_type == ours.locktag_type &&
-		tag.locktag_field1 == ours.locktag_field1 &&
-		tag.locktag_field2 == ours.locktag_field2 &&
-		tag.locktag_field3 == ours.locktag_field3 &&
-		(tag.locktag_field4 >> 1) == (ours.locktag_field4 >> 1);
+	return is_exec_lock_of(tag, lock_slot, lock_generation);
 }
 
 /*
@@ -630,15 +638,22 @@ with_awaited_lock(int32 pid, F f)
 }
 
 /*
- * Does process pid wait for one of our execution locks (a request sent to
- * us that we have not read yet, not a wait for our transaction)?
+ * Does process pid wait for one of the execution locks of the worker in
+ * `slot`: for an answer from that child, not for its transaction?
  */
+bool
+waits_on_exec_lock_of(int32 pid, int slot, uint32 generation)
+{
+	return with_awaited_lock(pid, [slot, generation](PGPROC *, LOCK *lock) {
+		return is_exec_lock_of(lock->tag, slot, generation);
+	});
+}
+
+/* ... for a request it sent us that we have not read yet? */
 bool
 waits_on_our_exec_lock(int32 pid)
 {
-	return with_awaited_lock(pid, [](PGPROC *, LOCK *lock) {
-		return is_our_exec_lock(lock->tag);
-	});
+	return waits_on_exec_lock_of(pid, lock_slot, lock_generation);
 }
 
 /*
@@ -733,13 +748,55 @@ waits_for_us(int32 pid)
 bool
 parent_waits_for_us()
 {
-	int32		pids[64];
-	int			n = pool_worker_ancestors(pids, lengthof(pids));
+	Ancestor	up[kMaxAncestors];
+	int			n = pool_worker_ancestors(up, lengthof(up));
 
 	for (int i = 0; i < n; i++)
-		if (waits_for_us(pids[i]))
+	{
+		/*
+		 * An ancestor waiting for the answer of its child, our ancestor
+		 * below it, waits through that one, which is checked in its turn
+		 * (the usual state while that child works for it: not worth a walk
+		 * over every lock-manager partition each time).
+		 */
+		if (i > 0 && up[i - 1].slot >= 0 &&
+			waits_on_exec_lock_of(up[i].pid, up[i - 1].slot, up[i - 1].generation))
+			continue;
+		if (waits_for_us(up[i].pid))
 			return true;
+	}
 	return false;
+}
+
+/*
+ * parent_waits_for_us(), for the idle loop: an error in it (out of memory)
+ * is logged and the check tried again at the next round, rather than left
+ * to fail the idle child behind its parent's back.
+ */
+bool
+idle_check_says_parent_waits()
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool waits = false;
+
+	PG_TRY();
+	{
+		waits = parent_waits_for_us();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		LWLockReleaseAll();		/* (pg_blocking_pids holds many) */
+		ErrorData  *edata = CopyErrorData();
+
+		FlushErrorState();
+		ereport(LOG,
+				(errmsg("child transaction %u could not check whether its parent waits for it: %s",
+						self_child_id, edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return waits;
 }
 
 /*
@@ -776,7 +833,7 @@ wait_for_request(Size *nbytes, void **data)
 		CHECK_FOR_INTERRUPTS();
 		settings::reload_if_pending();
 
-		if (txn_open && parent_waits_for_us())
+		if (txn_open && idle_check_says_parent_waits())
 		{
 			ereport(LOG,
 					(errmsg("child transaction %u rolled back: its parent waited for a lock it held while it waited for the parent",
