@@ -179,8 +179,9 @@ sub check_round
 	$node->reload;
 }
 
-# 1. SIGTERM to the group-commit worker: its batch is requeued, a new worker
-#    is started on demand, and the sessions carry on without an error.
+# 1. SIGTERM to the group-commit worker: it applies what was queued before
+#    the signal (child_txn.drain_timeout) and exits, a new worker takes the
+#    later writes, and the sessions carry on without an error.
 {
 	my $load = start_load(++$round);
 	ok(wait_acks($load, 20), 'sigterm: sessions are appending');
