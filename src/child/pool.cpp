@@ -369,17 +369,6 @@ pool_worker_slot()
 	return static_cast<int>(my_slot - pool->slots);
 }
 
-int32
-pool_worker_parent_pid()
-{
-	int32		pid;
-
-	LWLockAcquire(pool->lock, LW_SHARED);
-	pid = my_slot != nullptr ? my_slot->parent_pid : 0;
-	LWLockRelease(pool->lock);
-	return pid;
-}
-
 int
 pool_worker_ancestors(Ancestor *out, int max)
 {

@@ -149,9 +149,6 @@ PoolSlot   *pool_worker_attach(int index, uint32 generation);
 /* The pool slot of this worker process. */
 int			pool_worker_slot();
 
-/* The pid of the parent of the child this worker serves (0 if none). */
-int32		pool_worker_parent_pid();
-
 /* An ancestor of the child a worker serves. */
 struct Ancestor
 {

@@ -1554,7 +1554,11 @@ stop_now()
 	stopping = true;
 	die(SIGTERM);
 	CHECK_FOR_INTERRUPTS();
-	pg_unreachable();
+	/* (only if interrupts were held, which the main loop never does) */
+	ereport(FATAL,
+			(errcode(ERRCODE_ADMIN_SHUTDOWN),
+			 errmsg("terminating group-commit worker of database %u",
+					MyDatabaseId)));
 }
 
 /* Idle for long enough and nothing of ours in the queue: leave. */
