@@ -451,10 +451,10 @@ purge_dropped_databases()
 				free_slot(w);
 				nfreed++;
 			}
+			/* (unlinked and uncounted above; my_entry sets up the rest) */
+			Assert(e->nqueued == 0 && e->ndeferred == 0 && e->queue_head < 0);
 			e->database_id = InvalidOid;
 			e->state = static_cast<int32>(WorkerState::None);
-			e->queue_head = e->queue_tail = -1;
-			e->nqueued = e->ndeferred = 0;
 			e->gathering = false;
 			purged = true;
 		}

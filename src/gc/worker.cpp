@@ -923,10 +923,30 @@ wake_buffer()
 /* At most this many tables get their queued writes deferred in one go. */
 constexpr int kMaxJoinTables = 64;
 
+/* Tables found locked, each with one of its writes deferred for that. */
+struct BlockedTables
+{
+	const WriteSlot *models[kMaxJoinTables];
+	int			n = 0;
+
+	/* w (deferred for its table lock) is the model of its table, unless
+	 * that table has one already */
+	void
+	add(const WriteSlot *w)
+	{
+		for (int j = 0; j < n; j++)
+			if (models[j]->relid == w->relid)
+				return;
+		if (n < kMaxJoinTables)
+			models[n++] = w;
+	}
+};
+
 /*
  * Queued writes of tables whose writes are deferred for their table lock
  * join them: state Deferred, with the lock, retry time and back-off of
- * models[j] (a deferred write of each such table, one per table).  Left
+ * the table's model in `blocked`; the tables are noted as blocked, so that
+ * later writes to them join at append (join_blocked_table).  Left
  * queued, they would be tried at once, or pull the deferred ones back in
  * front of them (requeue_due keeps a table's writes in order), at every
  * turn until the lock is free: the worker would spin, or retry every
@@ -935,13 +955,17 @@ constexpr int kMaxJoinTables = 64;
  * Under the queue lock, exclusive.
  */
 void
-defer_queued_of_tables(const WriteSlot *const *models, int nmodels,
-					   int *wake, int *nwake)
+defer_queued_of_tables(const BlockedTables &blocked, int *wake, int *nwake)
 {
 	Queue	   *q = queue();
 	DbWorker   *e = &q->workers[my_index];
+	const WriteSlot *const *models = blocked.models;
+	int			nmodels = blocked.n;
 
 	Assert(LWLockHeldByMeInMode(q->lock, LW_EXCLUSIVE));
+	/* and new writes to them join at once (see DbWorker.blocked_relid) */
+	for (int j = 0; j < nmodels; j++)
+		note_blocked_table(e, models[j]);
 	for (int k = e->queue_head, prev = -1; nmodels > 0 && k >= 0;)
 	{
 		WriteSlot  *w = &q->slots[k];
@@ -1003,8 +1027,7 @@ requeue_due(DbWorker *e, TimestampTz now, int *wake, int *nwake)
 	if (ndue == 0 && e->nqueued == 0)
 		return;
 
-	const WriteSlot *models[kMaxJoinTables];
-	int			nmodels = 0;
+	BlockedTables blocked;
 
 	for (int i = 0, seen = ndue; i < q->nslots && seen < e->ndeferred; i++)
 	{
@@ -1022,23 +1045,14 @@ requeue_due(DbWorker *e, TimestampTz now, int *wake, int *nwake)
 		for (int k = 0; k < ndue && !pull; k++)
 			pull = due[k]->relid == w->relid;
 		if (pull)
-		{
 			due[n++] = w;
-			continue;
-		}
-		bool		known = false;
-
-		for (int j = 0; j < nmodels && !known; j++)
-			known = models[j]->relid == w->relid;
-		if (!known && nmodels < kMaxJoinTables)
-			models[nmodels++] = w;
+		else
+			blocked.add(w);
 	}
 	/* in front of newer writes, oldest first */
 	requeue_deferred(e, due, n);
-	for (int k = 0; k < nmodels; k++)
-		note_blocked_table(e, models[k]);
-	if (nmodels > 0 && e->nqueued > 0)
-		defer_queued_of_tables(models, nmodels, wake, nwake);
+	if (blocked.n > 0)
+		defer_queued_of_tables(blocked, wake, nwake);
 }
 
 /* Take the next batch from the queue, oldest first (marking it Running). */
@@ -1163,8 +1177,7 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 	int			nwake = 0;
 	/* the batch's callers and those of writes deferred with it */
 	int		   *wake = wake_buffer();
-	const WriteSlot *busy[kMaxJoinTables];
-	int			nbusy = 0;
+	BlockedTables blocked;
 	uint64		rows_done = 0;
 	bool		committed_or_failed = false;
 
@@ -1256,21 +1269,14 @@ answer(Batch *b, TimestampTz started, bool retried, XLogRecPtr lsn)
 	{
 		const BatchWrite *bw = &b->writes[i];
 		const WriteSlot *w = &q->slots[bw->slot];
-		bool		seen = false;
 
-		if (bw->outcome != WriteState::Deferred ||
-			bw->defer_reason != DeferReason::Table ||
-			w->seq != bw->seq || w->state != static_cast<int32>(WriteState::Deferred))
-			continue;
-		for (int k = 0; k < nbusy && !seen; k++)
-			seen = busy[k]->relid == bw->relid;
-		if (!seen && nbusy < kMaxJoinTables)
-			busy[nbusy++] = w;
+		if (bw->outcome == WriteState::Deferred &&
+			bw->defer_reason == DeferReason::Table &&
+			w->seq == bw->seq && w->state == static_cast<int32>(WriteState::Deferred))
+			blocked.add(w);
 	}
-	for (int k = 0; k < nbusy; k++)
-		note_blocked_table(&q->workers[my_index], busy[k]);
-	if (nbusy > 0)
-		defer_queued_of_tables(busy, nbusy, wake, &nwake);
+	if (blocked.n > 0)
+		defer_queued_of_tables(blocked, wake, &nwake);
 	if (committed_or_failed)
 	{
 		long		secs;
