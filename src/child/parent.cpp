@@ -237,7 +237,7 @@ child_discard(ChildConn *conn)
 		pid_t		pid;
 
 		if (GetBackgroundWorkerPid(conn->worker, &pid) == BGWH_STOPPED)
-			pool_unassign_unstarted(conn->where);
+			pool_unassign(conn->where);
 	}
 	if (conn->seg != nullptr)
 	{

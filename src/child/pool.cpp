@@ -264,18 +264,6 @@ void
 pool_unassign(const WorkerAssignment &a)
 {
 	PoolSlot   *s = &pool->slots[a.slot];
-
-	LWLockAcquire(pool->lock, LW_EXCLUSIVE);
-	if (s->generation == a.generation)
-		free_slot(s);
-	LWLockRelease(pool->lock);
-	ConditionVariableBroadcast(&pool->worker_freed);
-}
-
-void
-pool_unassign_unstarted(const WorkerAssignment &a)
-{
-	PoolSlot   *s = &pool->slots[a.slot];
 	bool		freed = false;
 
 	LWLockAcquire(pool->lock, LW_EXCLUSIVE);

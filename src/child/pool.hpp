@@ -121,15 +121,12 @@ WorkerAssignment pool_assign(dsm_handle assignment, uint32 child_id,
  */
 void		pool_retire_database(Oid database_id);
 
-/* Give back a slot whose new worker could not be registered. */
-void		pool_unassign(const WorkerAssignment &a);
-
 /*
- * A worker we registered for assignment a is gone without ever taking up
- * its slot (the postmaster could not start it): free the slot, which only
- * that worker would have freed.  A no-op once the worker took the slot.
+ * Give back the slot of assignment a whose new worker never took it up: it
+ * could not be registered, or the postmaster could not start it.  Only
+ * that worker would have freed it.  A no-op once the worker took the slot.
  */
-void		pool_unassign_unstarted(const WorkerAssignment &a);
+void		pool_unassign(const WorkerAssignment &a);
 
 /* Does the slot still serve this child (worker alive and on it)? */
 bool		pool_serves(const WorkerAssignment &a, uint32 child_id);
