@@ -71,9 +71,55 @@ SELECT child_txn.run('SELECT * FROM secret');
 SELECT child_txn.run($$RESET SESSION AUTHORIZATION; INSERT INTO sec_log(cur, sess, note) VALUES (current_user, session_user, 'reset in child')$$);
 RESET SESSION AUTHORIZATION;
 
+-- The next child on that worker, of a session that never switched, is
+-- checked against its own session user: SET ROLE to a role ct_alice is not
+-- a member of works (the worker must not keep ct_alice as session user).
+CREATE ROLE ct_carol NOLOGIN;
+GRANT INSERT ON sec_log TO ct_carol;
+SET ROLE ct_carol;
+SELECT child_txn.run($$INSERT INTO sec_log(cur, sess, note) VALUES (current_user, session_user, 'role not of alice')$$);
+RESET ROLE;
+
 SELECT cur, sess, note FROM sec_log ORDER BY id;
+
+-- Only the role (and security context) that began a child can drive it.
+-- A handle begun in a SECURITY DEFINER function does not let its caller run
+-- statements as the function's owner; rolling back is allowed.
+CREATE FUNCTION super_begin() RETURNS int SECURITY DEFINER LANGUAGE sql
+  AS 'SELECT child_txn.begin()';
+GRANT EXECUTE ON FUNCTION super_begin() TO ct_alice;
+CREATE FUNCTION drive(h int, sql text) RETURNS bigint SECURITY DEFINER LANGUAGE sql
+  AS 'SELECT child_txn.exec(h, sql)';
+GRANT EXECUTE ON FUNCTION drive(int, text) TO ct_alice;
+\c - ct_alice
+\set SHOW_CONTEXT never
+BEGIN;
+SELECT super_begin() AS h \gset
+SAVEPOINT s;
+SELECT child_txn.exec(:h, 'SELECT * FROM secret');
+ROLLBACK TO s;
+SELECT * FROM child_txn.query(:h, 'SELECT * FROM secret') AS t(s text);
+ROLLBACK TO s;
+SELECT child_txn.commit(:h);
+ROLLBACK TO s;
+SELECT child_txn.rollback(:h);
+-- Nor the other way round: the caller's child inside a definer function,
+-- or after SET ROLE.
+SELECT child_txn.begin() AS h \gset
+SELECT drive(:h, 'SELECT 1');
+ROLLBACK TO s;
+SET ROLE ct_bob;
+SELECT child_txn.exec(:h, 'SELECT 1');
+ROLLBACK TO s;
+RESET ROLE;
+SELECT child_txn.exec(:h, 'SELECT 1');
+SELECT child_txn.commit(:h);
+COMMIT;
+\c - :superuser_name
+\set SHOW_CONTEXT never
+DROP FUNCTION super_begin(), drive(int, text);
 SELECT s FROM bobs;
 
 DROP FUNCTION bob_definer(), bob_definer_escape(text);
 DROP TABLE secret, bobs, sec_log;
-DROP ROLE ct_alice, ct_bob, ct_super;
+DROP ROLE ct_alice, ct_bob, ct_carol, ct_super;

@@ -38,6 +38,8 @@ struct ChildConn
 	bool		ended;			/* its 'Z' said the child's transaction is over */
 	bool		requested;		/* a request (not a handshake) was sent */
 	uint32		next_request;	/* number of the next request (from 0) */
+	Oid			owner_user_id;	/* the current user that began the child */
+	int			owner_sec_context;	/* and its security context */
 };
 
 /* Where query() puts the rows of the child's result (see parent.cpp). */

@@ -750,6 +750,8 @@ child_launch(int isolation_level)
 		conn->cxt = sp.cxt;
 		conn->gucspace = sp.gucspace;
 		conn->guc_capacity = sp.guc_capacity;
+		conn->owner_user_id = current_user;
+		conn->owner_sec_context = sec_context;
 		/* not tied to the segment: see release_queues */
 		conn->queue_cxt = sp.queue_cxt;
 		MemoryContextSwitchTo(conn->queue_cxt);
@@ -972,15 +974,59 @@ PG_FUNCTION_INFO_V1(child_txn_run);
 
 using namespace child_txn;
 
-/* The handle argument, which must not be null. */
+/*
+ * The handle argument, which must not be null.
+ *
+ * A child runs as the user and in the security context that began it, so
+ * only that same identity may make it run statements or commit: otherwise
+ * a handle begun in a SECURITY DEFINER function would let the function's
+ * caller run statements as the function's owner, and code running as a
+ * table's owner in a security-restricted operation (an index expression
+ * during ANALYZE, say) could drive a child of the session that runs it.
+ * Rolling a child back gives nothing away and is allowed to anyone in the
+ * session (drives = false).
+ */
 static ChildConn *
-handle_arg(FunctionCallInfo fcinfo)
+handle_arg(FunctionCallInfo fcinfo, bool drives)
 {
+	ChildConn  *conn;
+	Oid			user_id;
+	int			sec_context;
+
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("child transaction handle must not be null")));
-	return child_lookup(PG_GETARG_INT32(0));
+	conn = child_lookup(PG_GETARG_INT32(0));
+	if (!drives)
+		return conn;
+	GetUserIdAndSecContext(&user_id, &sec_context);
+	if (user_id != conn->owner_user_id)
+	{
+		const char *owner = GetUserNameFromId(conn->owner_user_id, true);
+		const char *current = GetUserNameFromId(user_id, true);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("child transaction %u belongs to role \"%s\", not to the current role \"%s\"",
+						conn->child_id, owner != nullptr ? owner : "?",
+						current != nullptr ? current : "?"),
+				 errdetail("A child runs as the role that began it; only that "
+						   "role can run statements in it or commit it."),
+				 errhint("Use the child as the role that began it, or roll it "
+						 "back with child_txn.rollback().")));
+	}
+	if (sec_context != conn->owner_sec_context)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("child transaction %u was begun in a different security context",
+						conn->child_id),
+				 errdetail("A child begun outside a SECURITY DEFINER function "
+						   "or a security-restricted operation cannot be used "
+						   "inside one, nor the other way round."),
+				 errhint("Use the child where it was begun, or roll it back "
+						 "with child_txn.rollback().")));
+	return conn;
 }
 
 /* The SQL text argument number n, which must not be null. */
@@ -1036,7 +1082,7 @@ child_txn_begin(PG_FUNCTION_ARGS)
 extern "C" Datum
 child_txn_exec(PG_FUNCTION_ARGS)
 {
-	ChildConn  *conn = handle_arg(fcinfo);
+	ChildConn  *conn = handle_arg(fcinfo, true);
 	char	   *sql = sql_arg(fcinfo, 1, "child_txn.exec()");
 
 	PG_RETURN_INT64(child_request(conn, RequestCode::Exec, sql, nullptr).nprocessed);
@@ -1052,7 +1098,7 @@ extern "C" Datum
 child_txn_query(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	ChildConn  *conn = handle_arg(fcinfo);
+	ChildConn  *conn = handle_arg(fcinfo, true);
 	char	   *sql = sql_arg(fcinfo, 1, "child_txn.query()");
 	RowSink		sink;
 	MemoryContext old;
@@ -1090,7 +1136,7 @@ child_txn_query(PG_FUNCTION_ARGS)
 extern "C" Datum
 child_txn_commit(PG_FUNCTION_ARGS)
 {
-	ChildConn  *conn = handle_arg(fcinfo);
+	ChildConn  *conn = handle_arg(fcinfo, true);
 
 	/* A child that never ran anything has nothing to commit. */
 	if (!conn->requested)
@@ -1104,7 +1150,7 @@ child_txn_commit(PG_FUNCTION_ARGS)
 extern "C" Datum
 child_txn_rollback(PG_FUNCTION_ARGS)
 {
-	ChildConn  *conn = handle_arg(fcinfo);
+	ChildConn  *conn = handle_arg(fcinfo, false);
 
 	/*
 	 * A child that never ran anything is let go of here: its worker sees

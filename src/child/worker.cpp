@@ -929,6 +929,17 @@ adopt_parent_environment()
 		last_parent_settings_len = 0;
 
 		StartTransactionCommand();
+
+		/*
+		 * RestoreGUCState resets session_authorization to a default that
+		 * changes nothing (its assign hook ignores it), then sets role
+		 * before session_authorization (names are in order): the role would
+		 * be checked against the previous child's session user, which a
+		 * superuser's SET SESSION AUTHORIZATION may have made anyone.  Start
+		 * from our login (the parent's login too: pools are per login).
+		 */
+		SetSessionAuthorization(GetAuthenticatedUserId(),
+								superuser_arg(GetAuthenticatedUserId()));
 		RestoreGUCState(gucstate);
 		snprintf(timeout, sizeof(timeout), "%d", hdr->deadlock_timeout_ms);
 		(void) set_config_option("deadlock_timeout", timeout, PGC_SUSET,
@@ -1135,6 +1146,7 @@ attach_child(dsm_handle handle)
 	cancel_hdr = hdr;
 	return true;
 }
+
 
 /*
  * Done with a child, whichever way it ended: roll back what is left, drop
