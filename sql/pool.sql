@@ -1,4 +1,4 @@
--- Pooled workers are reused, and a reused worker carries nothing over.
+-- Pooled workers are reused; a reused worker keeps none of its previous child's settings, role, statements, cursors, locks or random() seed.
 \set SHOW_CONTEXT never
 -- Wait until every child worker is back in the pool.
 CREATE FUNCTION pg_temp.wait_pool() RETURNS text LANGUAGE plpgsql AS $$
@@ -29,10 +29,10 @@ SELECT child_txn.begin() AS h \gset
 SELECT worker_pid IN (SELECT pid FROM pids) AS reused FROM child_txn.children WHERE handle = :h;
 
 -- Leave state behind in this child: settings, a role, a prepared statement,
--- an open cursor WITH HOLD, a session advisory lock.  (LISTEN cannot run in
--- a background worker at all.)
+-- an open cursor WITH HOLD, a session advisory lock, random()'s seed.
+-- (LISTEN cannot run in a background worker at all.)
 SELECT child_txn.exec(:h, $$SET work_mem = '7MB'; SET ROLE pool_r; SET my.var = 'leftover';
-  PREPARE p AS SELECT 1; DECLARE c CURSOR WITH HOLD FOR SELECT 1;
+  PREPARE p AS SELECT 1; DECLARE c CURSOR WITH HOLD FOR SELECT 1; SELECT setseed(0.5);
   SELECT pg_advisory_lock(4242)$$);
 SELECT * FROM child_txn.query(:h, $$SELECT current_setting('work_mem'), current_user = session_user,
   current_setting('my.var', true), (SELECT count(*) FROM pg_prepared_statements),
@@ -50,8 +50,12 @@ SELECT * FROM child_txn.query(:h, $$SELECT current_setting('work_mem'), current_
   current_setting('my.var', true), (SELECT count(*) FROM pg_prepared_statements),
   (SELECT count(*) FROM pg_cursors), (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory')$$)
   AS t(work_mem text, own_role bool, my_var text, prepared bigint, cursors bigint, advisory bigint);
+SELECT r AS child_random FROM child_txn.query(:h, 'SELECT random()') AS t(r float8) \gset
 SELECT child_txn.rollback(:h);
 COMMIT;
+-- (what random() gives right after setseed(0.5): the next child did not)
+SELECT setseed(0.5);
+SELECT random() <> :child_random AS reseeded;
 
 -- A worker that used temporary tables is not reused (its temp_buffers are
 -- fixed), and the next child does not see them.

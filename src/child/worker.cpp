@@ -1149,6 +1149,27 @@ attach_child(dsm_handle handle)
 
 
 /*
+ * DISCARD ALL leaves random()'s generator alone: a child's setseed() would
+ * make the next child's random() predictable, and the next child may be
+ * another session's.  Seed it afresh, as a new session would be.
+ */
+void
+reseed_random()
+{
+	uint64		bits;
+
+	if (!pg_strong_random(&bits, sizeof(bits)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random seed")));
+	/* 53 random bits into [-1, 1), the range setseed() takes */
+	(void) DirectFunctionCall1(setseed,
+							   Float8GetDatum(static_cast<double>(bits >> 11) /
+											  static_cast<double>(UINT64CONST(1) << 53) *
+											  2.0 - 1.0));
+}
+
+/*
  * Done with a child, whichever way it ended: roll back what is left, drop
  * the execution locks, detach from the queues (the parent sees that) and
  * say so in the header (worker_done), offer ourselves to the pool again,
@@ -1230,6 +1251,7 @@ end_child()
 		DiscardCommand(&stmt, true);
 	}
 	CommitTransactionCommand();
+	reseed_random();
 	/* group-commit writes the child queued are not the next child's */
 	gc::forget_session_writes();
 	phase = Phase::Idle;
