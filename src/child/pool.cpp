@@ -37,12 +37,17 @@ void
 describe_child(PoolSlot *slot, uint32 child_id, uint32 parent_child_id,
 			   int32 depth)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
+	/* the spinlock: a parent's pool_set_child_state tests child_id */
+	SpinLockAcquire(&slot->mutex);
 	slot->child_id = child_id;
+	slot->child_state = static_cast<int32>(ChildState::Starting);
+	SpinLockRelease(&slot->mutex);
 	slot->parent_child_id = parent_child_id;
 	slot->parent_pid = MyProcPid;
 	slot->depth = depth;
-	slot->child_state = static_cast<int32>(ChildState::Starting);
-	slot->started_at = GetCurrentTimestamp();
+	slot->started_at = now;
 }
 
 /* Forget the child of a slot (pool lock held). */
@@ -50,11 +55,13 @@ void
 clear_child(PoolSlot *slot)
 {
 	slot->assignment = DSM_HANDLE_INVALID;
+	SpinLockAcquire(&slot->mutex);
 	slot->child_id = 0;
+	slot->child_state = static_cast<int32>(ChildState::None);
+	SpinLockRelease(&slot->mutex);
 	slot->parent_child_id = 0;
 	slot->parent_pid = 0;
 	slot->depth = 0;
-	slot->child_state = static_cast<int32>(ChildState::None);
 }
 
 /* Make a slot free for another process (pool lock held). */

@@ -13,8 +13,9 @@
  * Locking: the pool LWLock guards every state change (assignment, start,
  * idle, retire, free).  A slot's generation changes whenever the slot passes
  * to another process, so a process can tell whether "its" slot is still its
- * own.  The child's view fields (child_state) are written by the parent under
- * the slot spinlock, only while the slot still serves that parent's child.
+ * own.  The slot spinlock guards child_id and child_state together: the
+ * parent writes child_state only while child_id is still its child's, and
+ * whoever changes child_id (under the pool lock) takes the spinlock too.
  */
 #pragma once
 
