@@ -116,15 +116,19 @@ raise_copied(const CopiedError &e, bool earlier)
 {
 	char	   *relname = get_rel_name(e.relid);
 	char	   *context;
+	/* 08007: the worker could not tell whether it was written */
+	const char *outcome =
+		e.sqlerrcode == ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN ?
+		"it may or may not have been written" : "it was not written";
 
 	if (earlier && e.abandoned)
 		context = psprintf("group-commit write to table \"%s\" whose wait was "
-						   "interrupted earlier; it was not written",
-						   relname ? relname : "?");
+						   "interrupted earlier; %s",
+						   relname ? relname : "?", outcome);
 	else if (earlier)
 		context = psprintf("group-commit write to table \"%s\" queued earlier "
-						   "without waiting; it was not written",
-						   relname ? relname : "?");
+						   "without waiting; %s",
+						   relname ? relname : "?", outcome);
 	else
 		context = psprintf("group-commit write to table \"%s\"",
 						   relname ? relname : "?");

@@ -49,8 +49,10 @@ bool		pre_commit_done = false;	/* its pre-commit callbacks ran */
 
 /*
  * Pre-commit callbacks may commit elsewhere (postgres_fdw commits its
- * remote transactions there): stopped after them, a batch rolled back
- * here may have been written there, so its outcome is unknown.
+ * remote transactions there): stopped or failing once they have started, a
+ * batch rolled back here may have been written there, so its outcome is
+ * unknown.  Registered again before each commit, this callback runs first
+ * (the newest runs first), before any such commit.
  */
 void
 note_pre_commit(XactEvent event, void *)
@@ -818,6 +820,8 @@ try_commit(bool isolated)
 
 	batch_xid = GetTopTransactionIdIfAny();
 	pre_commit_done = false;
+	UnregisterXactCallback(note_pre_commit, nullptr);
+	RegisterXactCallback(note_pre_commit, nullptr);
 	PG_TRY();
 	{
 		committing = true;
@@ -829,9 +833,11 @@ try_commit(bool isolated)
 		/*
 		 * Rethrown, the error ends the worker: committing stays set, so
 		 * that worker_exit asks the commit log, and calls the outcome
-		 * unknown if pre-commit callbacks (a foreign server's commit) ran.
+		 * unknown if pre-commit callbacks (a foreign server's commit) had
+		 * started.  Such a batch must not be run again either: a foreign
+		 * server may have committed part of it (one of two connections).
 		 */
-		if (isolated)
+		if (isolated || pre_commit_done)
 			PG_RE_THROW();
 		committing = false;
 		MemoryContextSwitchTo(cxt);
