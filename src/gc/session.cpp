@@ -51,8 +51,9 @@ struct WriteRef
  * session that the worker cannot get past: then every round ends at once
  * and the write is never applied.  That is a cycle through the worker,
  * which the deadlock detector cannot see; it is reported after a few
- * rounds that did not wait at all, each for the same write on the same
- * lock (a round about another write means the last one got past).
+ * rounds that did not wait at all although we held a lock on the object
+ * already, each for the same write on the same lock (a round about another
+ * write means the last one got past).
  */
 enum class Waiter
 {
@@ -325,6 +326,16 @@ holds_blocking_lock(const LOCKTAG &tag, LOCKMODE mode, LOCKMODE *held)
 			return true;
 		}
 	}
+	return false;
+}
+
+/* Does this transaction hold tag in any mode? */
+bool
+holds_any_lock(const LOCKTAG &tag)
+{
+	for (LOCKMODE m = 1; m <= MaxLockMode; m++)
+		if (LockHeldByMe(&tag, m))
+			return true;
 	return false;
 }
 
@@ -681,6 +692,7 @@ wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
 {
 	LOCKMODE	held;
 	TimestampTz started = GetCurrentTimestamp();
+	bool		held_before = false;	/* could be granted ahead of others */
 
 	if (reason == DeferReason::Table)
 	{
@@ -705,6 +717,10 @@ wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
 			UnlockRelationOid(relid, RowExclusiveLock);
 			*table_locked = false;
 		}
+		LOCKTAG		rel_tag;
+
+		SET_LOCKTAG_RELATION(rel_tag, MyDatabaseId, relid);
+		held_before = holds_any_lock(rel_tag);
 		LockRelationOid(relid, RowExclusiveLock);
 		*table_locked = true;
 	}
@@ -754,6 +770,7 @@ wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
 					 errhint("Append with wait => false and flush after the "
 							 "transaction ends.")));
 		}
+		held_before = holds_any_lock(tag);
 		(void) LockAcquire(&tag, mode, false, false);
 		LockRelease(&tag, mode, false);
 	}
@@ -766,9 +783,14 @@ wait_for_blocker(const WriteRef &ref, DeferReason reason, Oid relid,
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	/* a round that did not wait, on the same lock as the last one? */
-	bool		quick = !TimestampDifferenceExceeds(started, GetCurrentTimestamp(),
-												   kQuickRoundMs);
+	/*
+	 * A round that did not wait, on the same lock as the last one?  Only a
+	 * lock we held already can be granted to us ahead of a queued request;
+	 * without one, a quick round means a short holder (a stream of brief
+	 * LOCK TABLEs, a transaction that ended), not the cycle.
+	 */
+	bool		quick = held_before &&
+		!TimestampDifferenceExceeds(started, GetCurrentTimestamp(), kQuickRoundMs);
 	bool		same_tag = tag_valid && ref.seq == progress->seq &&
 		memcmp(&progress->tag, &tag, sizeof(LOCKTAG)) == 0;
 
