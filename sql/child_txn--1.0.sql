@@ -102,7 +102,7 @@ CREATE VIEW group_commit_stats AS
     FROM child_txn._group_commit_stats() s
     LEFT JOIN pg_catalog.pg_database d ON d.oid = s.database;
 COMMENT ON VIEW group_commit_stats IS
-  'Group commit per database since server start: batches, writes, rows, deferrals, failures, batch size and latency.';
+  'Group commit per database since server start (an idle database''s counts go when its entry is given to another, past 32 databases): batches, writes, rows, deferrals, failures, batch size and latency.';
 
 -- Self test of the C++/PostgreSQL error boundary, for the regression suite.
 CREATE FUNCTION _boundary_selftest(kind text)

@@ -105,7 +105,7 @@ define()
 		"child_txn.queue_memory",
 		"Shared memory for the rows of queued group-commit writes.",
 		"When it is full, appenders wait for room.  One write larger than "
-		"this is refused.",
+		"half of it is refused.",
 		&queue_memory, 8192, 256, INT_MAX / 1024, PGC_POSTMASTER, GUC_UNIT_KB,
 		nullptr, nullptr, nullptr);
 
