@@ -14,6 +14,7 @@ namespace settings
 int			max_workers = 16;
 int			worker_idle_timeout = 60000;
 int			worker_wait_timeout = 10000;
+int			max_workers_per_pool = 0;
 int			child_deadlock_timeout = 100;
 int			max_depth = 8;
 int			queue_size = 4096;
@@ -75,6 +76,16 @@ define()
 		"After this the child fails with an insufficient_resources error.",
 		&worker_wait_timeout, 10000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS,
 		nullptr, nullptr, nullptr);
+
+	DefineCustomIntVariable(
+		"child_txn.max_workers_per_pool",
+		"Maximum number of child workers of one database and login role.",
+		"Keeps one application's children from taking every worker: a new "
+		"child of a pool at this many workers waits for one of them, like "
+		"a child when all workers are busy.  0 = only child_txn.max_workers "
+		"limits them.",
+		&max_workers_per_pool, 0, 0, 10000, PGC_SIGHUP, 0, nullptr, nullptr,
+		nullptr);
 
 	DefineCustomIntVariable(
 		"child_txn.child_deadlock_timeout",

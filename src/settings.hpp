@@ -21,6 +21,9 @@ extern int	worker_idle_timeout;
 /* child_txn.worker_wait_timeout: how long a new child waits for a worker. */
 extern int	worker_wait_timeout;
 
+/* child_txn.max_workers_per_pool: workers of one (database, login); 0: any. */
+extern int	max_workers_per_pool;
+
 /* child_txn.child_deadlock_timeout: deadlock_timeout inside children (ms). */
 extern int	child_deadlock_timeout;
 

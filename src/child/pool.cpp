@@ -145,6 +145,7 @@ pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 	TimestampTz deadline = TimestampTzPlusMilliseconds(
 		GetCurrentTimestamp(), settings::worker_wait_timeout);
 	int			latch_procno = -1;
+	bool		capped = false;	/* last try: our pool was at its cap */
 
 	check_pool();
 	ConditionVariablePrepareToSleep(&pool->worker_freed);
@@ -154,6 +155,7 @@ pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 		PoolSlot   *preferred = nullptr;
 		PoolSlot   *free_one = nullptr;
 		PoolSlot   *stranger = nullptr;
+		int			ours = 0;	/* workers of our pool, in any state */
 
 		LWLockAcquire(pool->lock, LW_EXCLUSIVE);
 		for (int i = 0; i < pool->nslots; i++)
@@ -161,6 +163,9 @@ pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 			PoolSlot   *s = &pool->slots[i];
 			SlotState	st = static_cast<SlotState>(s->state);
 
+			if (st != SlotState::Free && s->database_id == MyDatabaseId &&
+				s->user_id == user)
+				ours++;
 			if (st == SlotState::Idle && s->database_id == MyDatabaseId &&
 				s->user_id == user)
 			{
@@ -181,6 +186,11 @@ pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 		}
 		if (preferred != nullptr)
 			chosen = preferred;
+		/* no new worker for a pool at its cap: wait for one of its own */
+		capped = chosen == nullptr && settings::max_workers_per_pool > 0 &&
+			ours >= settings::max_workers_per_pool;
+		if (capped)
+			free_one = stranger = nullptr;
 		if (chosen != nullptr)
 		{
 			chosen->state = static_cast<int32>(SlotState::Busy);
@@ -219,6 +229,20 @@ pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 		long		remaining = TimestampDifferenceMilliseconds(
 			GetCurrentTimestamp(), deadline);
 
+		if (remaining <= 0 && capped)
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not start a child transaction: the %d child "
+							"transaction workers allowed per database and role "
+							"are busy", settings::max_workers_per_pool),
+					 errdetail("Waited %d ms for one of them to become free.",
+							   settings::worker_wait_timeout),
+					 errhint("Raise child_txn.max_workers_per_pool or "
+							 "child_txn.worker_wait_timeout, or end open "
+							 "children sooner.")));
+		}
 		if (remaining <= 0)
 		{
 			ConditionVariableCancelSleep();
