@@ -91,6 +91,15 @@ GRANT EXECUTE ON FUNCTION super_begin() TO ct_alice;
 CREATE FUNCTION drive(h int, sql text) RETURNS bigint SECURITY DEFINER LANGUAGE sql
   AS 'SELECT child_txn.exec(h, sql)';
 GRANT EXECUTE ON FUNCTION drive(int, text) TO ct_alice;
+-- The same with functions of ct_alice's own: a child begun inside one can
+-- be used after it returns; one begun outside cannot be driven inside one
+-- (SET ROLE, refused there, could be run through the child).
+CREATE FUNCTION alice_begin() RETURNS int SECURITY DEFINER LANGUAGE sql
+  AS 'SELECT child_txn.begin()';
+CREATE FUNCTION alice_drive(h int, sql text) RETURNS bigint SECURITY DEFINER LANGUAGE sql
+  AS 'SELECT child_txn.exec(h, sql)';
+ALTER FUNCTION alice_begin() OWNER TO ct_alice;
+ALTER FUNCTION alice_drive(int, text) OWNER TO ct_alice;
 \c - ct_alice
 \set SHOW_CONTEXT never
 BEGIN;
@@ -113,11 +122,17 @@ SELECT child_txn.exec(:h, 'SELECT 1');
 ROLLBACK TO s;
 RESET ROLE;
 SELECT child_txn.exec(:h, 'SELECT 1');
+SELECT alice_drive(:h, 'SET ROLE ct_bob');
+ROLLBACK TO s;
+SELECT child_txn.commit(:h);
+SELECT alice_begin() AS h \gset
+SELECT child_txn.exec(:h, $$SELECT current_user$$);
+SELECT alice_drive(:h, 'SELECT 1');
 SELECT child_txn.commit(:h);
 COMMIT;
 \c - :superuser_name
 \set SHOW_CONTEXT never
-DROP FUNCTION super_begin(), drive(int, text);
+DROP FUNCTION super_begin(), drive(int, text), alice_begin(), alice_drive(int, text);
 SELECT s FROM bobs;
 
 DROP FUNCTION bob_definer(), bob_definer_escape(text);

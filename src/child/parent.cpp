@@ -975,16 +975,42 @@ PG_FUNCTION_INFO_V1(child_txn_run);
 using namespace child_txn;
 
 /*
+ * May code running in security context `driver` drive a child begun in
+ * context `child` (the same user)?  Only if that gives it nothing its own
+ * context forbids: the restrictions it is under (inside a SECURITY DEFINER
+ * function: no SET ROLE; a security-restricted operation) must be the
+ * child's too, and the child must not skip row security where the driver
+ * may not.  So a child begun inside a SECURITY DEFINER function can be
+ * used after it returns, but code of such a function cannot drive a child
+ * begun outside it: through the child it could SET ROLE to the session
+ * user's other roles.
+ */
+static bool
+context_allows(int child, int driver)
+{
+	constexpr int restrictions = SECURITY_LOCAL_USERID_CHANGE |
+		SECURITY_RESTRICTED_OPERATION;
+	constexpr int known = restrictions | SECURITY_NOFORCE_RLS;
+
+	if ((driver & restrictions) & ~child)
+		return false;
+	if ((child & SECURITY_NOFORCE_RLS) && !(driver & SECURITY_NOFORCE_RLS))
+		return false;
+	return (child & ~known) == (driver & ~known);
+}
+
+/*
  * The handle argument, which must not be null.
  *
  * A child runs as the user and in the security context that began it, so
- * only that same identity may make it run statements or commit: otherwise
- * a handle begun in a SECURITY DEFINER function would let the function's
- * caller run statements as the function's owner, and code running as a
- * table's owner in a security-restricted operation (an index expression
- * during ANALYZE, say) could drive a child of the session that runs it.
- * Rolling a child back gives nothing away and is allowed to anyone in the
- * session (drives = false).
+ * only that user, in a context no less restricted, may make it run
+ * statements or commit: otherwise a handle begun in a SECURITY DEFINER
+ * function would let the function's caller run statements as the
+ * function's owner, and code running as a table's owner in a
+ * security-restricted operation (an index expression during ANALYZE, say)
+ * could drive a child of the session that runs it.  Rolling a child back
+ * gives nothing away and is allowed to anyone in the session (drives =
+ * false).
  */
 static ChildConn *
 handle_arg(FunctionCallInfo fcinfo, bool drives)
@@ -1016,15 +1042,16 @@ handle_arg(FunctionCallInfo fcinfo, bool drives)
 				 errhint("Use the child as the role that began it, or roll it "
 						 "back with child_txn.rollback().")));
 	}
-	if (sec_context != conn->owner_sec_context)
+	if (!context_allows(conn->owner_sec_context, sec_context))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("child transaction %u was begun in a different security context",
+				 errmsg("child transaction %u cannot be used in this security context",
 						conn->child_id),
-				 errdetail("A child begun outside a SECURITY DEFINER function "
-						   "or a security-restricted operation cannot be used "
-						   "inside one, nor the other way round."),
-				 errhint("Use the child where it was begun, or roll it back "
+				 errdetail("It was begun outside the SECURITY DEFINER function "
+						   "or security-restricted operation running now, and "
+						   "would let it escape that function's or operation's "
+						   "restrictions."),
+				 errhint("Begin the child inside the function, or roll it back "
 						 "with child_txn.rollback().")));
 	return conn;
 }
