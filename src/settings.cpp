@@ -82,8 +82,8 @@ define()
 		"Maximum number of child workers of one database and login role.",
 		"Keeps one application's children from taking every worker: a new "
 		"child of a pool at this many workers waits for one of them, like "
-		"a child when all workers are busy.  0 = only child_txn.max_workers "
-		"limits them.",
+		"a child when all workers are busy.  Children of children are not "
+		"held back.  0 = only child_txn.max_workers limits them.",
 		&max_workers_per_pool, 0, 0, 10000, PGC_SIGHUP, 0, nullptr, nullptr,
 		nullptr);
 

@@ -186,8 +186,14 @@ pool_assign(dsm_handle assignment, uint32 child_id, uint32 parent_child_id,
 		}
 		if (preferred != nullptr)
 			chosen = preferred;
-		/* no new worker for a pool at its cap: wait for one of its own */
-		capped = chosen == nullptr && settings::max_workers_per_pool > 0 &&
+		/*
+		 * No new worker for a pool at its cap: wait for one of its own.
+		 * Not for a child's child: it is in its parent's pool, and waiting
+		 * for one of those workers (its ancestors' among them) could only
+		 * time out.
+		 */
+		capped = chosen == nullptr && depth == 1 &&
+			settings::max_workers_per_pool > 0 &&
 			ours >= settings::max_workers_per_pool;
 		if (capped)
 			free_one = stranger = nullptr;

@@ -45,7 +45,7 @@ enum class ChildState : int32
 
 struct PoolSlot
 {
-	slock_t		mutex;			/* guards child_state */
+	slock_t		mutex;			/* guards child_id and child_state */
 	uint32		generation;
 	int32		state;			/* SlotState */
 	int32		worker_pid;

@@ -1151,7 +1151,8 @@ attach_child(dsm_handle handle)
 /*
  * DISCARD ALL leaves random()'s generator alone: a child's setseed() would
  * make the next child's random() predictable, and the next child may be
- * another session's.  Seed it afresh, as a new session would be.
+ * another session's.  Seed it afresh (from 53 strong random bits, which
+ * is what setseed() takes; a new session seeds all 128 bits).
  */
 void
 reseed_random()

@@ -18,6 +18,8 @@ $node->safe_psql('postgres', q{
 	CREATE EXTENSION child_txn;
 	CREATE ROLE app1 LOGIN;
 	CREATE ROLE app2 LOGIN;
+	CREATE TABLE t (a int);
+	GRANT INSERT ON t TO app1;
 });
 
 
@@ -49,17 +51,22 @@ is($node->safe_psql('postgres', "SELECT child_txn.run('SELECT 1')",
 # A waiting child of app1 gets a worker once one of app1's is free.
 my $waiter = $node->background_psql('postgres', extra_params => ['-U', 'app1']);
 $waiter->query_until(qr/started/,
-	"\\echo started\nSELECT child_txn.run('SELECT 1') AS waited;\n\\echo done\n");
+	"\\echo started\nSET child_txn.worker_wait_timeout = '5min';\n"
+	  . "SELECT child_txn.run('INSERT INTO t VALUES (1)') AS waited;\n");
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE usename = 'app1' "
 	  . "AND query LIKE '%AS waited%' AND wait_event_type = 'Extension'"),
 	'the next child of app1 waits');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), '0', 'nothing written yet');
 $holder->query_safe(q{SELECT child_txn.commit(:h1)});
-like($waiter->query_safe('SELECT 1 AS after'), qr/1/, 'and runs once app1 ended a child');
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 1 FROM t'),
+	'and runs once app1 ended a child');
 
 # Without the cap, app1 can take a third worker while it holds two.
 $node->safe_psql('postgres', 'ALTER SYSTEM SET child_txn.max_workers_per_pool = 0');
 $node->reload;
+ok($node->poll_query_until('postgres', 'SHOW child_txn.max_workers_per_pool', '0'),
+	'the cap is lifted');
 $holder->query_safe(q{
 	SELECT child_txn.begin() AS h3 \gset
 	SELECT child_txn.exec(:h3, 'SELECT 1');
