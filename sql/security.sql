@@ -82,9 +82,10 @@ RESET ROLE;
 
 SELECT cur, sess, note FROM sec_log ORDER BY id;
 
--- Only the role (and security context) that began a child can drive it.
--- A handle begun in a SECURITY DEFINER function does not let its caller run
--- statements as the function's owner; rolling back is allowed.
+-- Only the role (and security context) that began a child can drive or
+-- end it.  A handle begun in a SECURITY DEFINER function does not let its
+-- caller run statements as the function's owner, nor throw its work away;
+-- the end of the transaction rolls it back (with a WARNING).
 CREATE FUNCTION super_begin() RETURNS int SECURITY DEFINER LANGUAGE sql
   AS 'SELECT child_txn.begin()';
 GRANT EXECUTE ON FUNCTION super_begin() TO ct_alice;
@@ -112,6 +113,7 @@ ROLLBACK TO s;
 SELECT child_txn.commit(:h);
 ROLLBACK TO s;
 SELECT child_txn.rollback(:h);
+ROLLBACK TO s;
 -- Nor the other way round: the caller's child inside a definer function,
 -- or after SET ROLE.
 SELECT child_txn.begin() AS h \gset
@@ -133,6 +135,27 @@ COMMIT;
 \c - :superuser_name
 \set SHOW_CONTEXT never
 DROP FUNCTION super_begin(), drive(int, text), alice_begin(), alice_drive(int, text);
+-- Code running in a security-restricted operation (an index expression
+-- during CREATE INDEX, run as the table's owner) cannot drive the
+-- session's child, even with the same owner.
+CREATE TABLE idx_t (a int);
+INSERT INTO idx_t VALUES (1);
+CREATE FUNCTION sneaky(a int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM child_txn.exec(current_setting('ct.h')::int, 'SELECT 1');
+  RETURN a;
+END $$;
+BEGIN;
+SELECT child_txn.begin() AS h \gset
+SELECT set_config('ct.h', :'h', true) IS NOT NULL AS handle_set;
+SAVEPOINT s;
+CREATE INDEX ON idx_t (sneaky(a));
+ROLLBACK TO s;
+SELECT child_txn.exec(:h, 'SELECT 1');
+SELECT child_txn.rollback(:h);
+COMMIT;
+DROP TABLE idx_t;
+DROP FUNCTION sneaky(int);
 SELECT s FROM bobs;
 
 DROP FUNCTION bob_definer(), bob_definer_escape(text);

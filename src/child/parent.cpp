@@ -1008,12 +1008,13 @@ context_allows(int child, int driver)
  * function would let the function's caller run statements as the
  * function's owner, and code running as a table's owner in a
  * security-restricted operation (an index expression during ANALYZE, say)
- * could drive a child of the session that runs it.  Rolling a child back
- * gives nothing away and is allowed to anyone in the session (drives =
- * false).
+ * could drive a child of the session that runs it, or end it: rollback
+ * is checked too, so that such code cannot silently throw away work that
+ * the child's owner means to commit later.  (The end of the parent
+ * transaction rolls back whatever is left open.)
  */
 static ChildConn *
-handle_arg(FunctionCallInfo fcinfo, bool drives)
+handle_arg(FunctionCallInfo fcinfo)
 {
 	ChildConn  *conn;
 	Oid			user_id;
@@ -1024,8 +1025,6 @@ handle_arg(FunctionCallInfo fcinfo, bool drives)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("child transaction handle must not be null")));
 	conn = child_lookup(PG_GETARG_INT32(0));
-	if (!drives)
-		return conn;
 	GetUserIdAndSecContext(&user_id, &sec_context);
 	if (user_id != conn->owner_user_id)
 	{
@@ -1038,9 +1037,11 @@ handle_arg(FunctionCallInfo fcinfo, bool drives)
 						conn->child_id, owner != nullptr ? owner : "?",
 						current != nullptr ? current : "?"),
 				 errdetail("A child runs as the role that began it; only that "
-						   "role can run statements in it or commit it."),
-				 errhint("Use the child as the role that began it, or roll it "
-						 "back with child_txn.rollback().")));
+						   "role can run statements in it, commit it or roll "
+						   "it back."),
+				 errhint("Use the child as the role that began it; the end "
+						 "of the current transaction rolls back children "
+						 "left open.")));
 	}
 	if (!context_allows(conn->owner_sec_context, sec_context))
 		ereport(ERROR,
@@ -1051,8 +1052,9 @@ handle_arg(FunctionCallInfo fcinfo, bool drives)
 						   "or security-restricted operation running now, and "
 						   "would let it escape that function's or operation's "
 						   "restrictions."),
-				 errhint("Begin the child inside the function, or roll it back "
-						 "with child_txn.rollback().")));
+				 errhint("Begin the child inside the function; the end of "
+						 "the current transaction rolls back children left "
+						 "open.")));
 	return conn;
 }
 
@@ -1109,7 +1111,7 @@ child_txn_begin(PG_FUNCTION_ARGS)
 extern "C" Datum
 child_txn_exec(PG_FUNCTION_ARGS)
 {
-	ChildConn  *conn = handle_arg(fcinfo, true);
+	ChildConn  *conn = handle_arg(fcinfo);
 	char	   *sql = sql_arg(fcinfo, 1, "child_txn.exec()");
 
 	PG_RETURN_INT64(child_request(conn, RequestCode::Exec, sql, nullptr).nprocessed);
@@ -1125,7 +1127,7 @@ extern "C" Datum
 child_txn_query(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	ChildConn  *conn = handle_arg(fcinfo, true);
+	ChildConn  *conn = handle_arg(fcinfo);
 	char	   *sql = sql_arg(fcinfo, 1, "child_txn.query()");
 	RowSink		sink;
 	MemoryContext old;
@@ -1163,7 +1165,7 @@ child_txn_query(PG_FUNCTION_ARGS)
 extern "C" Datum
 child_txn_commit(PG_FUNCTION_ARGS)
 {
-	ChildConn  *conn = handle_arg(fcinfo, true);
+	ChildConn  *conn = handle_arg(fcinfo);
 
 	/* A child that never ran anything has nothing to commit. */
 	if (!conn->requested)
@@ -1177,7 +1179,7 @@ child_txn_commit(PG_FUNCTION_ARGS)
 extern "C" Datum
 child_txn_rollback(PG_FUNCTION_ARGS)
 {
-	ChildConn  *conn = handle_arg(fcinfo, false);
+	ChildConn  *conn = handle_arg(fcinfo);
 
 	/*
 	 * A child that never ran anything is let go of here: its worker sees
