@@ -1159,10 +1159,11 @@ reseed_random()
 {
 	uint64		bits;
 
+	/* (without one, this worker must serve no other child: exit) */
 	if (!pg_strong_random(&bits, sizeof(bits)))
-		ereport(ERROR,
+		ereport(FATAL,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random seed")));
+				 errmsg("could not generate a random seed for the next child")));
 	/* 53 random bits into [-1, 1), the range setseed() takes */
 	(void) DirectFunctionCall1(setseed,
 							   Float8GetDatum(static_cast<double>(bits >> 11) /
