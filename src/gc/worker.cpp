@@ -207,6 +207,30 @@ row_wait_probe()
 }
 
 /*
+ * pg_cancel_backend() on the worker cancels the write it is applying, and
+ * nothing else: taken anywhere else (locking tables, committing, between
+ * batches), the cancel would end the worker and fail a whole batch of
+ * writes that had nothing to do with it.  The window is open while a
+ * write's statements and deferred checks run (insert_rows).
+ */
+volatile sig_atomic_t cancel_window = false;
+
+void
+worker_sigint(SIGNAL_ARGS)
+{
+	if (cancel_window)
+		StatementCancelHandler(postgres_signal_arg);
+}
+
+/* Close the window; a cancel that came too late for the write is dropped. */
+void
+close_cancel_window()
+{
+	cancel_window = false;
+	QueryCancelPending = false;
+}
+
+/*
  * The probe fired, but the wait it saw ended (or an error came first)
  * before its cancel was acted on: that cancel is not for the next write.
  */
@@ -509,6 +533,7 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 						 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													 settings::row_lock_wait),
 						 settings::row_lock_wait);
+	cancel_window = true;
 
 	for (int r = 0; r < nrows; r++)
 	{
@@ -554,6 +579,7 @@ insert_rows(Oid relid, Oid rowtype, Oid user_id, HeapTupleHeader *rows,
 	SetUserIdAndSecContext(user_id, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	disable_timeout(probe_timeout, false);
 	forget_probe();
+	close_cancel_window();
 	forget_session_state();
 
 	AtEOXact_GUC(false, guc_level);
@@ -737,6 +763,7 @@ apply_optimistic(Batch *b)
 	{
 		disable_timeout(probe_timeout, false);
 		forget_probe();
+		close_cancel_window();
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
 		ok = false;
@@ -771,6 +798,7 @@ apply_one(BatchWrite *w, MemoryContext cxt, ResourceOwner owner)
 			edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
 
 		forget_probe();
+		close_cancel_window();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -1717,7 +1745,7 @@ child_txn_group_commit_main(Datum main_arg)
 
 	pqsignal(SIGTERM, worker_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGINT, StatementCancelHandler);
+	pqsignal(SIGINT, worker_sigint);
 	BackgroundWorkerUnblockSignals();
 
 	my_index = DatumGetInt32(main_arg);
