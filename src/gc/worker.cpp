@@ -77,7 +77,7 @@ volatile sig_atomic_t stopping = false;
  * exits (drain).  The stop timer, armed around each batch, cuts short a
  * batch that would outlast that; a batch already older than drain_timeout
  * when the signal comes (batch_overdue) is cut short at once, and so is
- * everything on a second SIGTERM.
+ * everything on a second SIGTERM from a user (see worker_sigterm).
  */
 volatile sig_atomic_t sigterms = 0;		/* SIGTERMs that started a drain */
 volatile sig_atomic_t batch_overdue = false;
@@ -125,27 +125,59 @@ struct Batch
 /* The batch this worker has taken and not yet answered, if any. */
 Batch	   *current_batch = nullptr;
 
+/*
+ * SIGTERM (installed with SA_SIGINFO: who sent it matters).  The postmaster
+ * signals a child twice at a shutdown, the process and then its process
+ * group (signal_child), and the two often arrive as two signals: only a
+ * SIGTERM from somebody else (pg_terminate_backend) is a second request
+ * that ends the drain.  Nor does a shutdown end a drain that
+ * pg_terminate_backend started: drain_timeout bounds both.
+ */
 void
-worker_sigterm(SIGNAL_ARGS)
+worker_sigterm(int signo, siginfo_t *info, void *)
 {
 	int			save_errno = errno;
+	bool		from_postmaster = info != nullptr &&
+		info->si_pid == PostmasterPid;
 
 	if (!proc_exit_inprogress)
 	{
 		got_sigterm = true;
-		if (connected && settings::drain_timeout > 0 && !batch_overdue &&
-			sigterms++ == 0)
+		if (connected && settings::drain_timeout > 0 && !batch_overdue)
 		{
-			/* drain first (see above): the main loop notices */
-			sigterm_at = GetCurrentTimestamp();
-			SetLatch(MyLatch);
-			errno = save_errno;
-			return;
+			if (sigterms == 0)
+			{
+				/* drain first (see above): the main loop notices */
+				sigterms = 1;
+				sigterm_at = GetCurrentTimestamp();
+				SetLatch(MyLatch);
+				errno = save_errno;
+				return;
+			}
+			if (from_postmaster)
+			{
+				errno = save_errno;
+				return;
+			}
 		}
 		stopping = true;
 	}
 	errno = save_errno;
-	die(postgres_signal_arg);
+	die(signo);
+}
+
+/* Install worker_sigterm (pqsignal cannot pass the sender on). */
+void
+install_sigterm_handler()
+{
+	struct sigaction act;
+
+	memset(&act, 0, sizeof(act));
+	act.sa_sigaction = worker_sigterm;
+	sigemptyset(&act.sa_mask);
+	act.sa_flags = SA_RESTART | SA_SIGINFO;
+	if (sigaction(SIGTERM, &act, nullptr) < 0)
+		elog(FATAL, "could not set the SIGTERM handler: %m");
 }
 
 /* The stop timer (a timeout handler, runs in signal context). */
@@ -1743,7 +1775,7 @@ child_txn_group_commit_main(Datum main_arg)
 	Oid			database_id;
 	TimestampTz idle_since;
 
-	pqsignal(SIGTERM, worker_sigterm);
+	install_sigterm_handler();
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGINT, worker_sigint);
 	BackgroundWorkerUnblockSignals();
